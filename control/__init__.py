@@ -1,0 +1,1 @@
+"""The gRPC control service: tenants, templates, candidates, invitations, sessions, email."""

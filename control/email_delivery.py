@@ -1,0 +1,140 @@
+"""The outbox delivery loop: sends queued email with retries and exponential backoff, so a
+provider outage delays mail and loses none.
+
+Messages are claimed through the database's outbox door with a lease (a sender that dies
+mid-send has its claim lapse and the message is retried), then reported sent or failed. A
+message is sent at least once; it is sent twice only if a process dies between the provider
+accepting it and the outcome being recorded.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from control.db import Database
+from control.email_messages import invite_url, render_link
+from interview_core.config import Settings
+from interview_core.credentials import SecretBox
+from interview_core.errors import PlatformError
+
+log = logging.getLogger(__name__)
+
+LINK_PURPOSE = "invite-link"
+OUTBOX_CHANNEL = "interview_outbox"
+
+
+@dataclass(frozen=True)
+class OutgoingEmail:
+    outbox_id: str
+    tenant_id: str
+    to_email: str
+    subject: str
+    text_body: str
+    html_body: str
+
+
+class DeliveryError(Exception):
+    def __init__(self, message: str, *, retryable: bool) -> None:
+        super().__init__(message)
+        self.retryable = retryable
+
+
+class EmailSender(Protocol):
+    name: str
+    # Whether the queued link stays readable after delivery (the console outbox is the mailbox).
+    keeps_link: bool
+
+    async def send(self, email: OutgoingEmail) -> str:
+        """Sends, returning the provider's message id; raises DeliveryError."""
+        ...
+
+
+class ConsoleSender:
+    """The embedded default: the outbox is the mailbox; each message is also logged."""
+
+    name = "console"
+    keeps_link = True
+
+    async def send(self, email: OutgoingEmail) -> str:
+        log.info("email to %s (tenant %s, outbox %s): %s\n%s", email.to_email, email.tenant_id,
+                 email.outbox_id, email.subject, email.text_body)
+        return f"console-{email.outbox_id}"
+
+
+def make_sender(settings: Settings) -> EmailSender:
+    if settings.sendgrid_api_key:
+        from control.email_sendgrid import SendGridSender
+
+        return SendGridSender(settings)
+    return ConsoleSender()
+
+
+def backoff_s(attempt: int, settings: Settings) -> float:
+    """Exponential backoff with full jitter, capped."""
+    ceiling = min(settings.outbox_backoff_max_s, settings.outbox_backoff_base_s * 2 ** max(0, attempt - 1))
+    return random.uniform(ceiling / 2, ceiling)
+
+
+class OutboxDelivery:
+    def __init__(self, settings: Settings, db: Database, box: SecretBox, sender: EmailSender) -> None:
+        self._settings = settings
+        self._db = db
+        self._box = box
+        self._sender = sender
+        self._wake = asyncio.Event()
+
+    def wake(self) -> None:
+        """Something was queued: look now rather than at the next poll."""
+        self._wake.set()
+
+    def _render(self, row: Any) -> OutgoingEmail:
+        token = self._box.open(bytes(row["link_ciphertext"]), purpose=LINK_PURPOSE) \
+            if row["link_ciphertext"] is not None else None
+        if token is None:
+            raise DeliveryError("the queued link cannot be read (secret key changed?)", retryable=False)
+        url = invite_url(self._settings.invite_base_url, token.decode())
+        return OutgoingEmail(
+            outbox_id=str(row["id"]), tenant_id=str(row["tenant_id"]), to_email=row["to_email"],
+            subject=row["subject"], text_body=render_link(row["text_body"], url, escape_html=False),
+            html_body=render_link(row["html_body"], url, escape_html=True))
+
+    async def deliver_due(self) -> int:
+        """Sends what is due now; returns how many were sent."""
+        async with self._db.transaction() as conn:
+            rows = await conn.fetch("SELECT * FROM door_claim_outbox($1, $2)",
+                                    self._settings.outbox_batch_size, self._settings.outbox_lease_s)
+        sent = 0
+        for row in rows:
+            try:
+                provider_id = await self._sender.send(self._render(row))
+            except DeliveryError as exc:
+                give_up = not exc.retryable or row["attempts"] >= self._settings.outbox_max_attempts
+                delay = backoff_s(row["attempts"], self._settings)
+                log.warning("email %s (tenant %s) attempt %d failed: %s%s", row["id"], row["tenant_id"],
+                            row["attempts"], exc, "; giving up" if give_up else f"; retry in {delay:.1f}s")
+                async with self._db.transaction() as conn:
+                    await conn.execute("SELECT door_fail_outbox($1, $2, $3, $4)",
+                                       row["id"], str(exc), delay, give_up)
+                continue
+            async with self._db.transaction() as conn:
+                await conn.execute("SELECT door_complete_outbox($1, $2, $3, $4)",
+                                   row["id"], self._sender.name, provider_id, self._sender.keeps_link)
+            sent += 1
+        return sent
+
+    async def run_forever(self) -> None:
+        while True:
+            try:
+                while await self.deliver_due() >= self._settings.outbox_batch_size:
+                    pass
+            except PlatformError as exc:
+                log.warning("outbox delivery paused: %s", exc.message)
+            try:
+                await asyncio.wait_for(self._wake.wait(), timeout=self._settings.outbox_poll_interval_s)
+            except TimeoutError:
+                pass
+            self._wake.clear()

@@ -1,0 +1,1 @@
+"""`interview`: the command line that starts, migrates and operates the platform."""

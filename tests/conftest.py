@@ -1,0 +1,216 @@
+"""Shared fixtures: one embedded PostgreSQL and one control service per test run.
+
+Tests isolate themselves by creating their own tenants (fresh ids), not by resetting the
+database, so the expensive parts start once.
+"""
+
+from __future__ import annotations
+
+import secrets
+import signal
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import asyncpg
+import grpc
+import pytest
+from interview.v1 import (
+    candidate_service_pb2,
+    candidate_service_pb2_grpc,
+    invitation_service_pb2_grpc,
+    outbox_service_pb2_grpc,
+    resources_pb2,
+    session_service_pb2_grpc,
+    template_service_pb2,
+    template_service_pb2_grpc,
+    tenant_service_pb2,
+    tenant_service_pb2_grpc,
+)
+
+from control.migrate import migrate
+from control.server import RunningControl, start_control
+from interview_core.config import Settings
+from launcher.embedded_postgres import EmbeddedPostgres, free_port
+from launcher.local_credentials import derive_service_url
+
+SHARED = Path(__file__).resolve().parents[2] / "shared"
+if not SHARED.exists():  # a clone checked out elsewhere: CI puts shared/ beside the repo
+    SHARED = Path(__file__).resolve().parents[1].parent / "shared"
+
+
+@dataclass(frozen=True)
+class Database:
+    pg: EmbeddedPostgres
+    owner_dsn: str
+    service_dsn: str
+    service_password: str
+
+    def owner_dsn_for(self, database: str) -> str:
+        return self.pg.owner_dsn(database)
+
+    def service_dsn_for(self, database: str) -> str:
+        return derive_service_url(self.pg.owner_dsn(database), self.service_password)
+
+
+@pytest.fixture(scope="session")
+def postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedPostgres]:
+    pg = EmbeddedPostgres(tmp_path_factory.mktemp("pg"), free_port())
+    pg.init()
+    proc = pg.popen()
+    try:
+        pg.wait_ready(60, proc)
+        yield pg
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.wait(30)
+
+
+async def create_database(pg: EmbeddedPostgres, name: str, service_password: str) -> None:
+    conn = await asyncpg.connect(pg.owner_dsn())
+    try:
+        await conn.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await conn.close()
+    await migrate(pg.owner_dsn(name), service_password=service_password)
+
+
+@pytest.fixture(scope="session")
+async def database(postgres: EmbeddedPostgres) -> Database:
+    password = secrets.token_urlsafe(16)
+    await create_database(postgres, "interview_test", password)
+    return Database(postgres, postgres.owner_dsn("interview_test"),
+                    derive_service_url(postgres.owner_dsn("interview_test"), password), password)
+
+
+@pytest.fixture(scope="session")
+def base_settings(database: Database, tmp_path_factory: pytest.TempPathFactory) -> Settings:
+    return Settings.from_env(
+        {},
+        data_dir=tmp_path_factory.mktemp("data"),
+        database_url=database.owner_dsn,
+        service_database_url=database.service_dsn,
+        control_port=0,
+        admin_token="admin-" + secrets.token_urlsafe(24),
+        service_token="service-" + secrets.token_urlsafe(24),
+        secret_key=secrets.token_urlsafe(32),
+        rate_limit_per_s=0,
+        outbox_poll_interval_s=0.2,
+    )
+
+
+@pytest.fixture(scope="session")
+async def control(base_settings: Settings) -> AsyncIterator[RunningControl]:
+    running = await start_control(base_settings)
+    yield running
+    await running.stop(1.0)
+
+
+@pytest.fixture(scope="session")
+async def channel(control: RunningControl) -> AsyncIterator[grpc.aio.Channel]:
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{control.port}") as ch:
+        yield ch
+
+
+def bearer(token: str) -> tuple[tuple[str, str]]:
+    return (("authorization", f"Bearer {token}"),)
+
+
+@dataclass
+class Api:
+    """Stubs with one credential attached to every call."""
+
+    channel: grpc.aio.Channel
+    token: str
+
+    @property
+    def md(self) -> tuple[tuple[str, str]]:
+        return bearer(self.token)
+
+    @property
+    def tenants(self) -> tenant_service_pb2_grpc.TenantServiceStub:
+        return tenant_service_pb2_grpc.TenantServiceStub(self.channel)
+
+    @property
+    def templates(self) -> template_service_pb2_grpc.TemplateServiceStub:
+        return template_service_pb2_grpc.TemplateServiceStub(self.channel)
+
+    @property
+    def candidates(self) -> candidate_service_pb2_grpc.CandidateServiceStub:
+        return candidate_service_pb2_grpc.CandidateServiceStub(self.channel)
+
+    @property
+    def invitations(self) -> invitation_service_pb2_grpc.InvitationServiceStub:
+        return invitation_service_pb2_grpc.InvitationServiceStub(self.channel)
+
+    @property
+    def sessions(self) -> session_service_pb2_grpc.SessionServiceStub:
+        return session_service_pb2_grpc.SessionServiceStub(self.channel)
+
+    @property
+    def outbox(self) -> outbox_service_pb2_grpc.OutboxServiceStub:
+        return outbox_service_pb2_grpc.OutboxServiceStub(self.channel)
+
+
+@pytest.fixture(scope="session")
+def admin(channel: grpc.aio.Channel, base_settings: Settings) -> Api:
+    return Api(channel, base_settings.admin_token)
+
+
+@pytest.fixture(scope="session")
+def service(channel: grpc.aio.Channel, base_settings: Settings) -> Api:
+    return Api(channel, base_settings.service_token)
+
+
+@dataclass
+class TenantWorld:
+    """A tenant with an API key, a template and a candidate: what most tests start from."""
+
+    tenant: resources_pb2.Tenant
+    api: Api
+    template: resources_pb2.Template
+    candidate: resources_pb2.Candidate
+
+
+async def make_tenant(admin: Api, name: str = "") -> TenantWorld:
+    tenant = await admin.tenants.CreateTenant(
+        tenant_service_pb2.CreateTenantRequest(display_name=name or f"Acme {uuid.uuid4().hex[:6]}"),
+        metadata=admin.md)
+    key = await admin.tenants.CreateApiKey(
+        tenant_service_pb2.CreateApiKeyRequest(tenant_id=tenant.id, display_name="tests"), metadata=admin.md)
+    api = Api(admin.channel, key.secret)
+    template = await api.templates.CreateTemplate(
+        template_service_pb2.CreateTemplateRequest(template=resources_pb2.Template(
+            role="Backend Engineer", questions=["Tell me about yourself.", "Describe a hard bug."],
+            time_limit_seconds=600, language="en-US", voice="alloy", instructions="Be kind.")),
+        metadata=api.md)
+    upserted = await api.candidates.UpsertCandidate(
+        candidate_service_pb2.UpsertCandidateRequest(
+            email=f"cand-{uuid.uuid4().hex[:8]}@example.com", full_name="Ada Lovelace", external_id="ext-1"),
+        metadata=api.md)
+    return TenantWorld(tenant, api, template, upserted.candidate)
+
+
+@pytest.fixture
+async def world(admin: Api) -> TenantWorld:
+    return await make_tenant(admin)
+
+
+@pytest.fixture
+async def other_world(admin: Api) -> TenantWorld:
+    return await make_tenant(admin)
+
+
+def status_of(exc: BaseException) -> grpc.StatusCode:
+    assert isinstance(exc, grpc.aio.AioRpcError), exc
+    return exc.code()
+
+
+def error_code_of(exc: grpc.aio.AioRpcError) -> str:
+    for key, value in exc.trailing_metadata() or ():
+        if key == "interview-error-code":
+            return str(value)
+    return ""
+
+
