@@ -43,7 +43,7 @@ class Principal:
         """For logs: never the secret."""
         if self.role is Role.TENANT:
             return f"tenant={self.tenant_id} key={self.api_key_id}"
-        return self.role.value
+        return str(self.role.value)
 
 
 def parse_uuid(value: str, field: str) -> uuid.UUID:
@@ -56,7 +56,7 @@ def parse_uuid(value: str, field: str) -> uuid.UUID:
 def bearer_token(metadata: Sequence[tuple[str, str | bytes]] | None) -> str:
     for key, value in metadata or ():
         if key.lower() == "authorization":
-            text = value.decode() if isinstance(value, bytes) else value
+            text = value.decode() if isinstance(value, bytes) else str(value)
             scheme, _, token = text.partition(" ")
             if scheme.lower() == "bearer" and token.strip():
                 return token.strip()

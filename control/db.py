@@ -12,7 +12,7 @@ import logging
 import uuid
 from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, TypeAlias
 
 import asyncpg
 
@@ -21,8 +21,8 @@ from interview_core.errors import ErrorCode, PlatformError
 
 log = logging.getLogger(__name__)
 
-Connection = asyncpg.Connection
 Record = asyncpg.Record
+Connection: TypeAlias = "asyncpg.Connection[Record] | asyncpg.pool.PoolConnectionProxy[Record]"
 
 
 def translate_error(exc: BaseException) -> PlatformError | None:
@@ -156,8 +156,8 @@ class Listener:
             except asyncio.CancelledError:
                 pass
 
-    def _callback(self, _conn: object, _pid: int, channel: str, payload: str) -> None:
-        self._on_notify(channel, payload)
+    def _callback(self, _conn: object, _pid: int, channel: str, payload: object) -> None:
+        self._on_notify(channel, str(payload))
 
     async def _run(self) -> None:
         delay = 0.2

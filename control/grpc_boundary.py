@@ -12,9 +12,9 @@ import asyncio
 import functools
 import logging
 import secrets
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import grpc
 
@@ -60,7 +60,8 @@ class Gate:
 
     async def admit(self, context: grpc.aio.ServicerContext[Any, Any]) -> Call:
         remaining = context.time_remaining()
-        principal = await self.authenticator.authenticate(context.invocation_metadata(), remaining)
+        metadata = cast(Sequence[tuple[str, str | bytes]], context.invocation_metadata())
+        principal = await self.authenticator.authenticate(metadata, remaining)
         self.rate_limiter.check(principal.rate_key)
         return Call(principal, context)
 

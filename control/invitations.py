@@ -165,7 +165,7 @@ class InvitationServicer(rpc.InvitationServiceServicer):
         invitation_id = self.ctx.validator.id(request.invitation_id, "invitation_id")
         ttl = self._ttl(request.ttl, request.HasField("ttl"))
         async with self.ctx.db.transaction(tenant_id, timeout_s=call.time_left()) as conn:
-            row = await conn.fetchrow(
+            row: Any = await conn.fetchrow(
                 "SELECT * FROM interview_invitations WHERE id = $1 FOR UPDATE", invitation_id)
             if row is None:
                 raise not_found("invitation")
@@ -225,7 +225,7 @@ class InvitationServicer(rpc.InvitationServiceServicer):
             if row["status"] == "redeemed":
                 if user_id is None or row["redeemed_by_user_id"] != user_id:
                     raise PlatformError(ErrorCode.INVITATION_USED, "invitation was already used")
-                session = await conn.fetchrow(
+                session: Any = await conn.fetchrow(
                     "SELECT * FROM interview_sessions WHERE id = $1", row["session_id"])
                 return self._redeemed(session, candidate, user_id, first=False)
             if row["expires_at"] <= _now() or row["uses"] >= row["max_uses"]:

@@ -7,6 +7,7 @@ import contextlib
 import logging
 import signal
 from dataclasses import dataclass
+from typing import Any
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
@@ -69,7 +70,7 @@ class RunningControl:
     listener: Listener
     delivery: OutboxDelivery
     delivery_task: asyncio.Task[None] | None
-    health: health.aio.HealthServicer
+    health: Any  # grpc_health's aio HealthServicer (untyped)
 
     async def stop(self, grace_s: float) -> None:
         await self.health.enter_graceful_shutdown()
@@ -130,7 +131,7 @@ async def start_control(settings: Settings, *, sender: EmailSender | None = None
     invitation_service_pb2_grpc.add_InvitationServiceServicer_to_server(InvitationServicer(ctx), server)
     session_service_pb2_grpc.add_SessionServiceServicer_to_server(SessionServicer(ctx), server)
     outbox_service_pb2_grpc.add_OutboxServiceServicer_to_server(OutboxServicer(ctx), server)
-    health_servicer = health.aio.HealthServicer()
+    health_servicer = health.aio.HealthServicer()  # type: ignore[attr-defined]
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     if settings.grpc_reflection:
         reflection.enable_server_reflection([*SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME], server)

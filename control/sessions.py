@@ -9,16 +9,15 @@ import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
-from interview.v1 import resources_pb2 as pb
-from interview.v1 import session_service_pb2 as api
-from interview.v1 import session_service_pb2_grpc as rpc
-
 from control import convert
 from control.auth import Principal, Role, require_service, tenant_scope
 from control.context import ControlContext
 from control.db import Connection
 from control.grpc_boundary import Call, server_stream, unary
 from control.pagination import decode, next_token
+from interview.v1 import resources_pb2 as pb
+from interview.v1 import session_service_pb2 as api
+from interview.v1 import session_service_pb2_grpc as rpc
 from interview_core.errors import ErrorCode, PlatformError, invalid, not_found
 
 TERMINAL = frozenset({"completed", "abandoned", "ended"})
@@ -100,7 +99,9 @@ class SessionServicer(rpc.SessionServiceServicer):
             items=[convert.transcript_item(r) for r in rows[:size]], has_more=len(rows) > size)
 
     @server_stream
-    async def WatchSession(self, request: api.WatchSessionRequest, call: Call) -> AsyncIterator[api.WatchSessionResponse]:
+    async def WatchSession(
+        self, request: api.WatchSessionRequest, call: Call
+    ) -> AsyncIterator[api.WatchSessionResponse]:
         session_id = self.ctx.validator.id(request.session_id, "session_id")
         tenant_id = tenant_scope(call.principal, request.tenant_id)
         if request.after_sequence < 0:
@@ -151,7 +152,9 @@ class SessionServicer(rpc.SessionServiceServicer):
             return await set_session_status(conn, session_id, target, reason)
 
     @unary
-    async def AppendTranscriptItems(self, request: api.AppendTranscriptItemsRequest, call: Call) -> api.AppendTranscriptItemsResponse:
+    async def AppendTranscriptItems(
+        self, request: api.AppendTranscriptItemsRequest, call: Call
+    ) -> api.AppendTranscriptItemsResponse:
         require_service(call.principal)
         session_id = self.ctx.validator.id(request.session_id, "session_id")
         if not request.items:
@@ -211,7 +214,7 @@ async def _items_after(conn: Connection, session_id: uuid.UUID, after: int, limi
 
 
 async def set_session_status(conn: Connection, session_id: uuid.UUID, target: str, reason: str) -> pb.Session:
-    row = await conn.fetchrow("SELECT * FROM interview_sessions WHERE id = $1 FOR UPDATE", session_id)
+    row: Any = await conn.fetchrow("SELECT * FROM interview_sessions WHERE id = $1 FOR UPDATE", session_id)
     if row is None:
         raise not_found("session")
     current = row["status"]

@@ -11,8 +11,8 @@ from typing import Any
 
 import grpc
 from google.protobuf.json_format import MessageToDict
-from interview.v1 import outbox_service_pb2, outbox_service_pb2_grpc
 
+from interview.v1 import outbox_service_pb2, outbox_service_pb2_grpc
 from interview_core.config import ConfigError, Settings
 from launcher.local_credentials import with_local_credentials
 

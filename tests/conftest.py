@@ -16,6 +16,9 @@ from pathlib import Path
 import asyncpg
 import grpc
 import pytest
+
+from control.migrate import migrate
+from control.server import RunningControl, start_control
 from interview.v1 import (
     candidate_service_pb2,
     candidate_service_pb2_grpc,
@@ -28,9 +31,6 @@ from interview.v1 import (
     tenant_service_pb2,
     tenant_service_pb2_grpc,
 )
-
-from control.migrate import migrate
-from control.server import RunningControl, start_control
 from interview_core.config import Settings
 from launcher.embedded_postgres import EmbeddedPostgres, free_port
 from launcher.local_credentials import derive_service_url

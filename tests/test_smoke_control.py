@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import grpc
 import pytest
-from interview.v1 import invitation_service_pb2, resources_pb2, session_service_pb2
 
+from interview.v1 import invitation_service_pb2, resources_pb2, session_service_pb2
 from tests.conftest import Api, TenantWorld
 
 
