@@ -71,6 +71,8 @@ class Authenticator:
         # secret hash -> (principal, cached until)
         self._cache: dict[bytes, tuple[Principal, float]] = {}
         self._max_cache = 10_000
+        # Bumped by every revocation: a lookup that raced with one is not cached.
+        self._generation = 0
 
     async def authenticate(self, metadata: Sequence[tuple[str, str | bytes]] | None,
                            timeout_s: float | None = None) -> Principal:
@@ -86,24 +88,28 @@ class Authenticator:
         cached = self._cache.get(digest)
         if cached and cached[1] > now:
             return cached[0]
+        generation = self._generation
         async with self._db.transaction(timeout_s=timeout_s) as conn:
             row = await conn.fetchrow(
                 "SELECT api_key_id, tenant_id, secret_hash FROM door_authenticate_api_key($1)", digest)
         if row is None or not hashes_match(bytes(row["secret_hash"]), digest):
             raise PlatformError(ErrorCode.UNAUTHENTICATED, "invalid credentials")
         principal = Principal(Role.TENANT, row["tenant_id"], row["api_key_id"])
-        if len(self._cache) >= self._max_cache:
-            self._cache.clear()
-        self._cache[digest] = (principal, now + self._settings.api_key_cache_ttl_s)
+        if generation == self._generation:
+            if len(self._cache) >= self._max_cache:
+                self._cache.clear()
+            self._cache[digest] = (principal, now + self._settings.api_key_cache_ttl_s)
         return principal
 
     def forget_api_key(self, api_key_id: str) -> None:
         """Called on every revocation notice, so a revoked key stops working at once."""
+        self._generation += 1
         for digest, (principal, _) in list(self._cache.items()):
             if str(principal.api_key_id) == api_key_id:
                 del self._cache[digest]
 
     def forget_all(self) -> None:
+        self._generation += 1
         self._cache.clear()
 
 

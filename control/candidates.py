@@ -6,16 +6,15 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from interview.v1 import candidate_service_pb2 as api
-from interview.v1 import candidate_service_pb2_grpc as rpc
-from interview.v1 import resources_pb2 as pb
-
 from control import convert
 from control.auth import tenant_scope
 from control.context import ControlContext
 from control.db import Connection
 from control.grpc_boundary import Call, unary
 from control.pagination import decode, next_token
+from interview.v1 import candidate_service_pb2 as api
+from interview.v1 import candidate_service_pb2_grpc as rpc
+from interview.v1 import resources_pb2 as pb
 from interview_core.errors import ErrorCode, PlatformError, invalid, not_found
 
 CANDIDATE_VIEW = """
@@ -100,12 +99,12 @@ class CandidateServicer(rpc.CandidateServiceServicer):
     async def ListCandidates(self, request: api.ListCandidatesRequest, call: Call) -> api.ListCandidatesResponse:
         tenant_id = tenant_scope(call.principal, request.tenant_id)
         size = self.ctx.validator.page_size(request.page_size)
-        cursor = decode(request.page_token)
+        cursor = decode(request.page_token, ["candidates"])
         async with self.ctx.db.transaction(tenant_id, timeout_s=call.time_left()) as conn:
             rows = await conn.fetch(
                 CANDIDATE_VIEW
                 + " WHERE ($1::timestamptz IS NULL OR (p.created_at, p.candidate_id) > ($1, $2))"
                 " ORDER BY p.created_at, p.candidate_id LIMIT $3",
                 cursor.created_at if cursor else None, cursor.id if cursor else None, size + 1)
-        page, token = next_token(rows, size, id_column="candidate_id")
+        page, token = next_token(rows, size, ["candidates"], id_column="candidate_id")
         return api.ListCandidatesResponse(candidates=[convert.candidate(r) for r in page], next_page_token=token)

@@ -7,6 +7,7 @@ import json
 from typing import Any
 
 from google.protobuf.timestamp_pb2 import Timestamp
+
 from interview.v1 import resources_pb2 as pb
 
 CANDIDATE_STATUS = {"new": pb.CANDIDATE_STATUS_NEW, "invited": pb.CANDIDATE_STATUS_INVITED,

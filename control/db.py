@@ -51,6 +51,26 @@ def translate_error(exc: BaseException) -> PlatformError | None:
     return None
 
 
+async def _keep_session(_conn: asyncpg.Connection[Record]) -> None:
+    """What a connection needs before it goes back to the pool, beyond the rollback of an open
+    transaction that asyncpg always does: nothing. Every transaction sets the tenant, the admin
+    flag and the statement timeout itself, transaction-locally, and nothing here creates session
+    state (no SET, LISTEN, advisory locks or cursors on pooled connections; the Listener has its
+    own). asyncpg's default reset query (RESET ALL, UNLISTEN *, ...) would cost a round trip a
+    transaction for nothing."""
+
+
+def _begin(tenant_id: uuid.UUID | None, platform_admin: bool, budget_s: float) -> str:
+    """BEGIN and the transaction's settings as one simple query (two statements in one message,
+    which the extended protocol cannot carry, so the values are literals). Each is rendered from a
+    typed value, never from caller text: a UUID re-parsed here, a fixed word, an integer."""
+    tenant = str(uuid.UUID(str(tenant_id))) if tenant_id else ""
+    admin = "on" if platform_admin else "off"
+    return (f"BEGIN; SELECT set_config('app.tenant_id', '{tenant}', true),"
+            f" set_config('app.platform_admin', '{admin}', true),"
+            f" set_config('statement_timeout', '{int(budget_s * 1000)}ms', true)")
+
+
 class Database:
     """A bounded pool of service-role connections."""
 
@@ -67,6 +87,7 @@ class Database:
                 max_size=settings.db_pool_max_size,
                 command_timeout=settings.db_statement_timeout_s,
                 server_settings={"application_name": "interview-control"},
+                reset=_keep_session,
             )
         except BaseException as exc:
             translated = translate_error(exc)
@@ -97,20 +118,22 @@ class Database:
             budget = max(0.001, min(budget, timeout_s))
         try:
             async with self._pool.acquire(timeout=min(budget, self._settings.db_acquire_timeout_s)) as conn:
-                async with conn.transaction():
-                    # One round trip sets the tenant, the admin flag and the statement timeout.
-                    await conn.execute(
-                        "SELECT set_config('app.tenant_id', $1, true),"
-                        " set_config('app.platform_admin', $2, true),"
-                        " set_config('statement_timeout', $3, true)",
-                        str(tenant_id) if tenant_id else "",
-                        "on" if platform_admin else "off",
-                        f"{int(budget * 1000)}ms",
-                    )
+                # One round trip begins the transaction and sets the tenant, the admin flag and the
+                # statement timeout, transaction-locally.
+                await conn.execute(_begin(tenant_id, platform_admin, budget))
+                try:
                     yield conn
+                except BaseException:
+                    if not conn.is_closed():
+                        await conn.execute("ROLLBACK")
+                    raise
+                await conn.execute("COMMIT")
         except PlatformError:
             raise
         except TimeoutError as exc:
+            if timeout_s is not None and timeout_s <= self._settings.db_acquire_timeout_s:
+                # The caller's deadline, not the server's own limit, ran out.
+                raise PlatformError(ErrorCode.DEADLINE_EXCEEDED, "deadline passed waiting for the database") from exc
             raise PlatformError(ErrorCode.UNAVAILABLE, "no database connection available in time") from exc
         except BaseException as exc:
             translated = translate_error(exc)
@@ -166,7 +189,7 @@ class Listener:
             try:
                 conn = await asyncpg.connect(self._dsn, server_settings={"application_name": "interview-listener"})
                 lost = asyncio.Event()
-                conn.add_termination_listener(lambda _c: lost.set())
+                conn.add_termination_listener(lambda _c, lost=lost: lost.set())  # type: ignore[misc]
                 for channel in self._channels:
                     await conn.add_listener(channel, self._callback)
                 self.connected.set()

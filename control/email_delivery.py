@@ -27,6 +27,8 @@ log = logging.getLogger(__name__)
 
 LINK_PURPOSE = "invite-link"
 OUTBOX_CHANNEL = "interview_outbox"
+# The console sender logs under this name; `interview up` shows its records on the console.
+CONSOLE_EMAIL_LOGGER = "interview.outbox"
 
 
 @dataclass(frozen=True)
@@ -62,8 +64,9 @@ class ConsoleSender:
     keeps_link = True
 
     async def send(self, email: OutgoingEmail) -> str:
-        log.info("email to %s (tenant %s, outbox %s): %s\n%s", email.to_email, email.tenant_id,
-                 email.outbox_id, email.subject, email.text_body)
+        logging.getLogger(CONSOLE_EMAIL_LOGGER).info(
+            "email to %s (tenant %s, outbox %s): %s\n%s", email.to_email, email.tenant_id,
+            email.outbox_id, email.subject, email.text_body)
         return f"console-{email.outbox_id}"
 
 

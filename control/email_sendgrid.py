@@ -7,6 +7,7 @@ and network failures are retryable; other 4xx responses are not (the message its
 from __future__ import annotations
 
 import asyncio
+import json
 import urllib.error
 
 from python_http_client.exceptions import HTTPError
@@ -15,6 +16,17 @@ from sendgrid.helpers.mail import Content, CustomArg, Email, Mail, To
 
 from control.email_delivery import DeliveryError, OutgoingEmail
 from interview_core.config import Settings
+
+
+def _error_detail(body: object) -> str:
+    """The messages of a SendGrid error body ({"errors": [{"message": ...}]}), shortened."""
+    try:
+        text = body.decode("utf-8", "replace") if isinstance(body, bytes) else str(body or "")
+        errors = json.loads(text).get("errors") or []
+        messages = [str(e.get("message", "")) for e in errors if isinstance(e, dict)]
+    except (ValueError, AttributeError):
+        return ""
+    return "; ".join(m for m in messages if m)[:300]
 
 
 class SendGridSender:
@@ -30,8 +42,9 @@ class SendGridSender:
         mail = Mail(from_email=self._from, to_emails=To(email.to_email), subject=email.subject)
         mail.add_content(Content("text/plain", email.text_body))
         mail.add_content(Content("text/html", email.html_body))
-        # Lets SendGrid's events be traced back to the outbox row.
-        mail.add_custom_arg(CustomArg("outbox_id", email.outbox_id))
+        # Lets SendGrid's events be traced back to the outbox row. On the personalization: the
+        # published schema types a message-level custom_args as a string, not an object.
+        mail.add_custom_arg(CustomArg("outbox_id", email.outbox_id, p=0))
         return mail
 
     def _send_blocking(self, email: OutgoingEmail) -> str:
@@ -41,7 +54,9 @@ class SendGridSender:
         except HTTPError as exc:
             status = int(getattr(exc, "status_code", 0) or 0)
             retryable = status == 429 or status >= 500
-            raise DeliveryError(f"sendgrid answered {status}", retryable=retryable) from None
+            detail = _error_detail(getattr(exc, "body", b""))
+            raise DeliveryError(f"sendgrid answered {status}{': ' + detail if detail else ''}",
+                                retryable=retryable) from None
         except (urllib.error.URLError, OSError, TimeoutError) as exc:
             raise DeliveryError(f"sendgrid unreachable: {type(exc).__name__}", retryable=True) from None
         headers = getattr(response, "headers", None)

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar, cast
 
 import grpc
+from google.protobuf.message import DecodeError
 
 from control.auth import Authenticator, Principal, RateLimiter
 from interview_core.errors import ErrorCode, ErrorKind, PlatformError
@@ -35,6 +36,9 @@ STATUS_BY_KIND: dict[ErrorKind, grpc.StatusCode] = {
     ErrorKind.DEADLINE_EXCEEDED: grpc.StatusCode.DEADLINE_EXCEEDED,
     ErrorKind.INTERNAL: grpc.StatusCode.INTERNAL,
 }
+
+MALFORMED = object()  # what a request that does not parse as its message becomes
+_MALFORMED_ERROR = PlatformError(ErrorCode.INVALID_ARGUMENT, "the request is not a valid message of this method")
 
 ERROR_CODE_METADATA = "interview-error-code"
 RETRYABLE_METADATA = "interview-retryable"
@@ -98,6 +102,8 @@ def unary(
     @functools.wraps(handler)
     async def wrapper(self: S, request: Req, context: grpc.aio.ServicerContext[Any, Any]) -> Resp:
         try:
+            if request is MALFORMED:
+                raise _MALFORMED_ERROR
             call = await self.gate.admit(context)
             return await handler(self, request, call)
         except PlatformError as error:
@@ -117,6 +123,8 @@ def server_stream(
     @functools.wraps(handler)
     async def wrapper(self: S, request: Req, context: grpc.aio.ServicerContext[Any, Any]) -> AsyncIterator[Resp]:
         try:
+            if request is MALFORMED:
+                raise _MALFORMED_ERROR
             call = await self.gate.admit(context)
             async for item in handler(self, request, call):
                 yield item
@@ -128,3 +136,35 @@ def server_stream(
             await abort_with(context, _internal(handler.__qualname__))
 
     return wrapper
+
+
+class MalformedRequestInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
+    """Requests whose bytes do not parse reach our handlers as MALFORMED, so they end
+    INVALID_ARGUMENT like any other bad input (gRPC itself would answer UNKNOWN)."""
+
+    def __init__(self, prefix: str) -> None:
+        self._prefix = prefix
+
+    async def intercept_service(
+        self, continuation: Callable[[grpc.HandlerCallDetails], Awaitable[Any]],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> Any:
+        handler = await continuation(handler_call_details)
+        method = handler_call_details.method  # type: ignore[attr-defined]
+        if handler is None or not method.startswith(self._prefix) or handler.request_deserializer is None:
+            return handler
+        parse = handler.request_deserializer
+
+        def tolerant(data: bytes) -> Any:
+            try:
+                return parse(data)
+            except DecodeError:
+                return MALFORMED
+
+        if handler.unary_unary is not None:
+            return grpc.unary_unary_rpc_method_handler(
+                handler.unary_unary, request_deserializer=tolerant, response_serializer=handler.response_serializer)
+        if handler.unary_stream is not None:
+            return grpc.unary_stream_rpc_method_handler(
+                handler.unary_stream, request_deserializer=tolerant, response_serializer=handler.response_serializer)
+        return handler

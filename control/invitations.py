@@ -13,19 +13,19 @@ import uuid
 from typing import Any
 
 from google.protobuf.duration_pb2 import Duration
-from interview.v1 import invitation_service_pb2 as api
-from interview.v1 import invitation_service_pb2_grpc as rpc
-from interview.v1 import resources_pb2 as pb
 
 from control import convert
 from control.auth import require_service, tenant_scope
-from control.candidates import fetch_candidate
+from control.candidates import CANDIDATE_VIEW, fetch_candidate
 from control.context import ControlContext
 from control.db import Connection
 from control.email_delivery import LINK_PURPOSE, OUTBOX_CHANNEL
 from control.email_messages import invitation_email, invite_url
 from control.grpc_boundary import Call, unary
 from control.pagination import decode, next_token
+from interview.v1 import invitation_service_pb2 as api
+from interview.v1 import invitation_service_pb2_grpc as rpc
+from interview.v1 import resources_pb2 as pb
 from interview_core.credentials import hash_secret, hashes_match, new_invitation_token
 from interview_core.errors import ErrorCode, PlatformError, invalid, not_found
 
@@ -88,23 +88,26 @@ class InvitationServicer(rpc.InvitationServiceServicer):
                 conn, tenant_id, "CreateInvitation", key, request, api.CreateInvitationResponse)
             if replay is not None:
                 return replay
-            template = await conn.fetchrow("SELECT * FROM templates WHERE id = $1", template_id)
+            # One round trip finds the template and checks the candidate, one inserts the
+            # invitation and marks the candidate invited (a data-modifying WITH always runs).
+            template = await conn.fetchrow(
+                "SELECT *, EXISTS(" + CANDIDATE_VIEW + " WHERE tc.candidate_id = $2) AS candidate_found"
+                " FROM templates WHERE id = $1", template_id, candidate_id)
             if template is None:
                 raise not_found("template")
-            candidate = await fetch_candidate(conn, candidate_id)
-            if candidate is None:
+            if not template["candidate_found"]:
                 raise not_found("candidate")
             token = new_invitation_token()
             row = await conn.fetchrow(
-                "INSERT INTO interview_invitations (tenant_id, candidate_id, template_id,"
+                "WITH invited AS (UPDATE tenant_candidates SET status = 'invited'"
+                " WHERE candidate_id = $2 AND status = 'new')"
+                " INSERT INTO interview_invitations (tenant_id, candidate_id, template_id,"
                 " template_snapshot, token_hash, expires_at, email_requested)"
                 " VALUES ($1, $2, $3, $4::jsonb, $5, now() + $6, $7) RETURNING *",
                 tenant_id, candidate_id, template_id, convert.template_snapshot(template),
                 hash_secret(token), ttl, request.send_email)
-            await conn.execute(
-                "UPDATE tenant_candidates SET status = 'invited' WHERE candidate_id = $1 AND status = 'new'",
-                candidate_id)
             if request.send_email:
+                candidate = await fetch_candidate(conn, candidate_id)
                 await self._queue_email(conn, tenant_id, row, candidate, token)
             response = self._response(row, token)
             await self.ctx.idempotency.record(conn, tenant_id, "CreateInvitation", key, response)
@@ -126,7 +129,7 @@ class InvitationServicer(rpc.InvitationServiceServicer):
         v = self.ctx.validator
         size = v.page_size(request.page_size)
         candidate_id = v.optional_id(request.candidate_id, "candidate_id")
-        filters = [candidate_id]
+        filters = ["invitations", candidate_id]
         cursor = decode(request.page_token, filters)
         async with self.ctx.db.transaction(tenant_id, timeout_s=call.time_left()) as conn:
             rows = await conn.fetch(

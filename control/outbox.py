@@ -4,10 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from interview.v1 import outbox_service_pb2 as api
-from interview.v1 import outbox_service_pb2_grpc as rpc
-from interview.v1 import resources_pb2 as pb
-
 from control import convert
 from control.auth import Role, tenant_scope
 from control.context import ControlContext
@@ -15,6 +11,9 @@ from control.email_delivery import LINK_PURPOSE
 from control.email_messages import invite_url, render_link
 from control.grpc_boundary import Call, unary
 from control.pagination import decode, next_token
+from interview.v1 import outbox_service_pb2 as api
+from interview.v1 import outbox_service_pb2_grpc as rpc
+from interview.v1 import resources_pb2 as pb
 from interview_core.errors import invalid
 
 _STATUS_FILTER = {pb.OUTBOX_STATUS_PENDING: ["pending", "sending"], pb.OUTBOX_STATUS_SENT: ["sent"],
@@ -43,7 +42,7 @@ class OutboxServicer(rpc.OutboxServiceServicer):
             if request.status not in _STATUS_FILTER:
                 raise invalid("status", "unknown status")
             statuses = _STATUS_FILTER[request.status]
-        filters = [tenant_id, request.status]
+        filters = ["outbox", tenant_id, request.status]
         cursor = decode(request.page_token, filters)
         async with self.ctx.db.transaction(tenant_id, platform_admin=admin_all,
                                            timeout_s=call.time_left()) as conn:

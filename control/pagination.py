@@ -1,7 +1,7 @@
 """Opaque page tokens for keyset pagination over (created_at, id).
 
-A token records where the last page ended and a fingerprint of the query's filters, so a
-token used with other filters is refused rather than silently skipping rows. Tokens need no
+A token records where the last page ended and a fingerprint of the list and its filters, so a
+token used with another list or other filters is refused rather than silently skipping rows. Tokens need no
 secrecy: row-level security bounds what any token can reach.
 """
 
@@ -45,7 +45,7 @@ def decode(token: str, filters: Sequence[Any] = ()) -> Cursor | None:
         body = json.loads(unb64url(token))
         cursor = Cursor(dt.datetime.fromisoformat(body["t"]), uuid.UUID(body["i"]))
         fingerprint = body["f"]
-    except (ValueError, KeyError, TypeError):
+    except (ValueError, KeyError, TypeError, AttributeError):
         raise bad from None
     if fingerprint != _fingerprint(filters) or cursor.created_at.tzinfo is None:
         raise bad

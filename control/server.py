@@ -12,6 +12,21 @@ from typing import Any
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
+
+from control.auth import API_KEY_REVOKED_CHANNEL, Authenticator, RateLimiter
+from control.candidates import CandidateServicer
+from control.context import ControlContext
+from control.db import Database, Listener
+from control.email_delivery import OUTBOX_CHANNEL, EmailSender, OutboxDelivery, make_sender
+from control.grpc_boundary import Gate, MalformedRequestInterceptor
+from control.idempotency import Idempotency
+from control.invitations import InvitationServicer
+from control.outbox import OutboxServicer
+from control.sessions import SessionServicer
+from control.templates import TemplateServicer
+from control.tenants import TenantServicer
+from control.validation import Validator
+from control.watch import SESSION_EVENTS_CHANNEL, SessionEvents
 from interview.v1 import (
     candidate_service_pb2,
     candidate_service_pb2_grpc,
@@ -26,21 +41,6 @@ from interview.v1 import (
     tenant_service_pb2,
     tenant_service_pb2_grpc,
 )
-
-from control.auth import API_KEY_REVOKED_CHANNEL, Authenticator, RateLimiter
-from control.candidates import CandidateServicer
-from control.context import ControlContext
-from control.db import Database, Listener
-from control.email_delivery import OUTBOX_CHANNEL, EmailSender, OutboxDelivery, make_sender
-from control.grpc_boundary import Gate
-from control.idempotency import Idempotency
-from control.invitations import InvitationServicer
-from control.outbox import OutboxServicer
-from control.sessions import SessionServicer
-from control.templates import TemplateServicer
-from control.tenants import TenantServicer
-from control.validation import Validator
-from control.watch import SESSION_EVENTS_CHANNEL, SessionEvents
 from interview_core.config import ConfigError, Settings
 from interview_core.credentials import SecretBox
 
@@ -118,6 +118,7 @@ async def start_control(settings: Settings, *, sender: EmailSender | None = None
     listener.start()
 
     server = grpc.aio.server(
+        interceptors=[MalformedRequestInterceptor("/interview.v1.")],
         maximum_concurrent_rpcs=settings.grpc_max_concurrent_rpcs,
         options=[
             ("grpc.max_receive_message_length", settings.grpc_max_message_bytes),

@@ -27,7 +27,8 @@ TRANSITIONS: dict[str, frozenset[str]] = {
     "in_progress": frozenset({"completed", "abandoned", "ended"}),
 }
 MAX_ITEMS_PER_APPEND = 100
-WATCH_POLL_S = 5.0  # a missed notice delays a watcher at most this long
+WATCH_POLL_S = 5.0
+DEFAULT_END_REASON = "ended by the interviewer's company"  # a missed notice delays a watcher at most this long
 
 
 class SessionServicer(rpc.SessionServiceServicer):
@@ -67,9 +68,9 @@ class SessionServicer(rpc.SessionServiceServicer):
             if request.status not in convert.SESSION_STATUS_NAME:
                 raise invalid("status", "unknown status")
             status = convert.SESSION_STATUS_NAME[request.status]
-        after = request.created_after.ToDatetime(tzinfo=dt.UTC) if request.HasField("created_after") else None
-        before = request.created_before.ToDatetime(tzinfo=dt.UTC) if request.HasField("created_before") else None
-        filters = [candidate_id, status, after, before]
+        after = _timestamp(request, "created_after")
+        before = _timestamp(request, "created_before")
+        filters = ["sessions", candidate_id, status, after, before]
         cursor = decode(request.page_token, filters)
         async with self.ctx.db.transaction(tenant_id, timeout_s=call.time_left()) as conn:
             rows = await conn.fetch(
@@ -103,13 +104,15 @@ class SessionServicer(rpc.SessionServiceServicer):
         self, request: api.WatchSessionRequest, call: Call
     ) -> AsyncIterator[api.WatchSessionResponse]:
         session_id = self.ctx.validator.id(request.session_id, "session_id")
-        tenant_id = tenant_scope(call.principal, request.tenant_id)
+        # The actors watch their session too (to hear of EndSession), with the service credential.
+        tenant_id = await self._tenant_of_session(call.principal, request.tenant_id, session_id, call.time_left())
         if request.after_sequence < 0:
             raise invalid("after_sequence", "must not be negative")
         last_sequence = request.after_sequence
         last_status: str | None = None
         page = self.ctx.settings.max_page_size
-        wake = self.ctx.session_events.subscribe(tenant_id, str(session_id))
+        counted = None if call.principal.role is Role.SERVICE else tenant_id
+        wake = self.ctx.session_events.subscribe(counted, str(session_id))
         try:
             while True:
                 try:
@@ -137,7 +140,15 @@ class SessionServicer(rpc.SessionServiceServicer):
                 if session["status"] in TERMINAL:
                     return
         finally:
-            self.ctx.session_events.unsubscribe(tenant_id, str(session_id), wake)
+            self.ctx.session_events.unsubscribe(counted, str(session_id), wake)
+
+    @unary
+    async def EndSession(self, request: api.EndSessionRequest, call: Call) -> pb.Session:
+        tenant_id = tenant_scope(call.principal, request.tenant_id)
+        session_id = self.ctx.validator.id(request.session_id, "session_id")
+        reason = self.ctx.validator.text(request.reason, "reason", max_chars=500) or DEFAULT_END_REASON
+        async with self.ctx.db.transaction(tenant_id, timeout_s=call.time_left()) as conn:
+            return await set_session_status(conn, session_id, "ended", reason)
 
     @unary
     async def UpdateSessionStatus(self, request: api.UpdateSessionStatusRequest, call: Call) -> pb.Session:
@@ -205,6 +216,15 @@ class SessionServicer(rpc.SessionServiceServicer):
         if item.audio_start_ms < 0 or item.audio_end_ms < item.audio_start_ms:
             raise invalid(f"{field}.audio_end_ms", "offsets must satisfy 0 <= start <= end")
         return item.sequence, speaker, text, item.audio_start_ms, item.audio_end_ms
+
+
+def _timestamp(request: api.ListSessionsRequest, field: str) -> dt.datetime | None:
+    if not request.HasField(field):  # type: ignore[arg-type]
+        return None
+    try:
+        return getattr(request, field).ToDatetime(tzinfo=dt.UTC)  # type: ignore[no-any-return]
+    except (ValueError, OverflowError):
+        raise invalid(field, "not a valid timestamp") from None
 
 
 async def _items_after(conn: Connection, session_id: uuid.UUID, after: int, limit: int) -> list[Any]:

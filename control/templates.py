@@ -5,16 +5,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from interview.v1 import resources_pb2 as pb
-from interview.v1 import template_service_pb2 as api
-from interview.v1 import template_service_pb2_grpc as rpc
-
 from control import convert
 from control.auth import tenant_scope
 from control.context import ControlContext
 from control.grpc_boundary import Call, unary
 from control.pagination import decode, next_token
 from control.validation import Validator
+from interview.v1 import resources_pb2 as pb
+from interview.v1 import template_service_pb2 as api
+from interview.v1 import template_service_pb2_grpc as rpc
 from interview_core.errors import invalid, not_found
 
 UPDATABLE = ("role", "questions", "time_limit_seconds", "language", "voice", "instructions")
@@ -87,13 +86,13 @@ class TemplateServicer(rpc.TemplateServiceServicer):
     async def ListTemplates(self, request: api.ListTemplatesRequest, call: Call) -> api.ListTemplatesResponse:
         tenant_id = tenant_scope(call.principal, request.tenant_id)
         size = self.ctx.validator.page_size(request.page_size)
-        cursor = decode(request.page_token)
+        cursor = decode(request.page_token, ["templates"])
         async with self.ctx.db.transaction(tenant_id, timeout_s=call.time_left()) as conn:
             rows = await conn.fetch(
                 "SELECT * FROM templates WHERE ($1::timestamptz IS NULL OR (created_at, id) > ($1, $2))"
                 " ORDER BY created_at, id LIMIT $3",
                 cursor.created_at if cursor else None, cursor.id if cursor else None, size + 1)
-        page, token = next_token(rows, size)
+        page, token = next_token(rows, size, ["templates"])
         return api.ListTemplatesResponse(templates=[convert.template(r) for r in page], next_page_token=token)
 
     @unary

@@ -4,15 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from interview.v1 import resources_pb2 as pb
-from interview.v1 import tenant_service_pb2 as api
-from interview.v1 import tenant_service_pb2_grpc as rpc
-
 from control import convert
 from control.auth import API_KEY_REVOKED_CHANNEL, Role, require_admin, tenant_scope
 from control.context import ControlContext
 from control.grpc_boundary import Call, unary
 from control.pagination import decode, next_token
+from interview.v1 import resources_pb2 as pb
+from interview.v1 import tenant_service_pb2 as api
+from interview.v1 import tenant_service_pb2_grpc as rpc
 from interview_core.credentials import hash_secret, new_api_key_secret
 from interview_core.errors import not_found
 
@@ -54,13 +53,13 @@ class TenantServicer(rpc.TenantServiceServicer):
     async def ListTenants(self, request: api.ListTenantsRequest, call: Call) -> api.ListTenantsResponse:
         require_admin(call.principal)
         size = self.ctx.validator.page_size(request.page_size)
-        cursor = decode(request.page_token)
+        cursor = decode(request.page_token, ["tenants"])
         async with self.ctx.db.transaction(platform_admin=True, timeout_s=call.time_left()) as conn:
             rows = await conn.fetch(
                 "SELECT * FROM tenants WHERE ($1::timestamptz IS NULL OR (created_at, id) > ($1, $2))"
                 " ORDER BY created_at, id LIMIT $3",
                 cursor.created_at if cursor else None, cursor.id if cursor else None, size + 1)
-        page, token = next_token(rows, size)
+        page, token = next_token(rows, size, ["tenants"])
         return api.ListTenantsResponse(tenants=[convert.tenant(r) for r in page], next_page_token=token)
 
     @unary
@@ -97,6 +96,8 @@ class TenantServicer(rpc.TenantServiceServicer):
                 raise not_found("api key")
             # Every control process drops the key from its cache when this commits.
             await conn.execute("SELECT pg_notify($1, $2)", API_KEY_REVOKED_CHANNEL, str(key_id))
+        # This process stops accepting it now; the others when the notice reaches them.
+        self.gate.authenticator.forget_api_key(str(key_id))
         return convert.api_key(row)
 
 

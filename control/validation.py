@@ -13,7 +13,7 @@ from interview_core.errors import invalid
 _EMAIL = re.compile(r"^[^@\s\x00-\x1f\x7f]{1,64}@[A-Za-z0-9](?:[A-Za-z0-9-]{0,62}[A-Za-z0-9])?"
                     r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,62}[A-Za-z0-9])?)+$")
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
-_IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]{1,200}$")
+_IDEMPOTENCY_KEY = re.compile(r"[\x21-\x7e]{1,200}")
 
 
 class Validator:
@@ -42,7 +42,7 @@ class Validator:
             if required:
                 raise invalid(field, "required")
             return ""
-        if len(value) > 254 or not _EMAIL.match(value):
+        if len(value) > 254 or not _EMAIL.fullmatch(value):
             raise invalid(field, "not a valid email address")
         return value.lower()
 
@@ -62,6 +62,6 @@ class Validator:
         return min(value, self.settings.max_page_size)
 
     def idempotency_key(self, value: str) -> str:
-        if value and not _IDEMPOTENCY_KEY.match(value):
+        if value and not _IDEMPOTENCY_KEY.fullmatch(value):
             raise invalid("idempotency_key", "1 to 200 printable ASCII characters")
         return value

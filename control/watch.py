@@ -32,19 +32,22 @@ class SessionEvents:
             for event in events:
                 event.set()
 
-    def subscribe(self, tenant_id: uuid.UUID, session_id: str) -> asyncio.Event:
-        if self._per_tenant[tenant_id] >= self._max_per_tenant:
-            raise PlatformError(ErrorCode.TOO_MANY_WATCHERS, "too many open WatchSession streams")
-        self._per_tenant[tenant_id] += 1
+    def subscribe(self, tenant_id: uuid.UUID | None, session_id: str) -> asyncio.Event:
+        """`tenant_id` None: the platform's own watcher (an actor), not counted against a tenant."""
+        if tenant_id is not None:
+            if self._per_tenant[tenant_id] >= self._max_per_tenant:
+                raise PlatformError(ErrorCode.TOO_MANY_WATCHERS, "too many open WatchSession streams")
+            self._per_tenant[tenant_id] += 1
         event = asyncio.Event()
         event.set()  # read the current state first
         self._watchers[session_id].add(event)
         return event
 
-    def unsubscribe(self, tenant_id: uuid.UUID, session_id: str, event: asyncio.Event) -> None:
-        self._per_tenant[tenant_id] -= 1
-        if self._per_tenant[tenant_id] <= 0:
-            del self._per_tenant[tenant_id]
+    def unsubscribe(self, tenant_id: uuid.UUID | None, session_id: str, event: asyncio.Event) -> None:
+        if tenant_id is not None:
+            self._per_tenant[tenant_id] -= 1
+            if self._per_tenant[tenant_id] <= 0:
+                del self._per_tenant[tenant_id]
         watchers = self._watchers.get(session_id)
         if watchers is not None:
             watchers.discard(event)

@@ -98,6 +98,28 @@ class Settings:
     outbox_backoff_base_s: float = 1.0
     outbox_backoff_max_s: float = 300.0
 
+    # Live interviews: the edge, the actors and the Ray cluster.
+    ray_namespace: str = "interview"
+    # Embedded Ray head started by `interview up` when RAY_ADDRESS is unset.
+    embedded_ray_port: int = 6389
+    warm_actors: int = 8  # idle interview actors kept ready (each costs ~6 ms CPU/s when idle)
+    max_live_interviews: int = 120  # more are refused with close code 1013
+    abandon_grace_s: float = 120.0  # a candidate away longer leaves the interview abandoned
+    attach_key_ttl_s: float = 10.0  # how long the edge has to open the actor stream
+    offline_transcription: bool = False  # pocketsphinx, about 0.2 of a core per speaking candidate
+    turn_silence_ms: int = 500
+    # Candidate credentials (JWTs signed with a key derived from secret_key).
+    candidate_token_ttl_s: int = 24 * 3600
+    client_secret_ttl_s: int = 600
+    # Browser Origins allowed on the candidate WebSocket, comma-separated; empty: the edge's own.
+    allowed_origins: str = ""
+    ws_max_message_bytes: int = 256 * 1024
+    # Candidate audio rate limit: sustained multiple of real time, and a burst allowance in
+    # seconds of audio (a reconnecting SDK flushes what it queued, up to ~15 s).
+    audio_rate_factor: float = 2.0
+    audio_burst_s: float = 30.0
+    max_events_per_s: float = 200.0  # non-audio client events
+
     # Vendors, used by later parts.
     openai_api_key: str = ""
     apivideo_api_key: str = ""
@@ -132,14 +154,19 @@ class Settings:
         return updated
 
     def validate(self) -> None:
-        for name in ("control_port", "edge_port", "embedded_pg_port"):
+        if self.warm_actors < 0:
+            raise ConfigError("INTERVIEW_WARM_ACTORS must not be negative")
+        for name in ("control_port", "edge_port", "embedded_pg_port", "embedded_ray_port"):
             port = getattr(self, name)
             if not 0 <= port <= 65535:
                 raise ConfigError(f"{_env_name(name)}: {port} is not a port")
         positive = ("db_pool_max_size", "db_acquire_timeout_s", "db_statement_timeout_s",
                     "grpc_max_message_bytes", "max_string_chars", "default_page_size",
                     "max_page_size", "invitation_ttl_s", "outbox_batch_size", "outbox_lease_s",
-                    "outbox_max_attempts", "sendgrid_timeout_s", "grpc_max_concurrent_rpcs")
+                    "outbox_max_attempts", "sendgrid_timeout_s", "grpc_max_concurrent_rpcs",
+                    "max_live_interviews", "abandon_grace_s", "attach_key_ttl_s", "turn_silence_ms",
+                    "candidate_token_ttl_s", "client_secret_ttl_s", "ws_max_message_bytes",
+                    "audio_rate_factor", "audio_burst_s", "max_events_per_s")
         for name in positive:
             if getattr(self, name) <= 0:
                 raise ConfigError(f"{_env_name(name)} must be positive")
@@ -159,6 +186,12 @@ class Settings:
     @property
     def control_address(self) -> str:
         return f"{self.control_host}:{self.control_port}"
+
+    @property
+    def origins(self) -> frozenset[str]:
+        own = {f"http://{self.edge_host}:{self.edge_port}", self.invite_base_url}
+        extra = {o.strip().rstrip("/") for o in self.allowed_origins.split(",") if o.strip()}
+        return frozenset(own | extra)
 
     @property
     def invite_base_url(self) -> str:

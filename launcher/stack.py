@@ -10,6 +10,7 @@ import sys
 import time
 from collections.abc import Callable
 
+from control.email_delivery import CONSOLE_EMAIL_LOGGER
 from control.migrate import migrate
 from interview_core.config import Settings
 from launcher.embedded_postgres import EmbeddedPostgres
@@ -70,7 +71,7 @@ def run_stack(settings: Settings) -> int:
         supervisor.start(Child(
             "control", [sys.executable, "-m", "launcher.cli", "control"],
             lambda p: wait_for_port(settings.control_host, settings.control_port, 60, p),
-            env={**_base_env(), **env}))
+            env={**_base_env(), **env}, show_on_console=_worth_showing))
         _banner(settings)
         while not stop_requested:
             supervisor.poll()
@@ -83,6 +84,11 @@ def run_stack(settings: Settings) -> int:
         supervisor.stop_all()
         print("stopped.", flush=True)
     return 0
+
+
+def _worth_showing(line: str) -> bool:
+    """Console email (the embedded outbox) and problems; routine logs stay in the log file."""
+    return CONSOLE_EMAIL_LOGGER in line or " WARNING " in line or " ERROR " in line or "Traceback" in line
 
 
 def _base_env() -> dict[str, str]:

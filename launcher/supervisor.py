@@ -11,6 +11,7 @@ import os
 import signal
 import socket
 import subprocess
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -48,6 +49,8 @@ class Child:
     popen_kwargs: dict[str, Any] = field(default_factory=dict)
     stop_signal: int = signal.SIGTERM
     stop_timeout_s: float = 15.0
+    # Lines of the child's output also shown on the console (the rest go to its log only).
+    show_on_console: Callable[[str], bool] = lambda _line: False
     proc: subprocess.Popen[bytes] | None = None
     restarts: int = 0
     next_restart_at: float = 0.0
@@ -61,12 +64,26 @@ class Supervisor:
 
     def _spawn(self, child: Child) -> None:
         self._log_dir.mkdir(parents=True, exist_ok=True)
-        out = open(self._log_dir / f"{child.name}.log", "ab")  # noqa: SIM115
         child.proc = subprocess.Popen(
-            child.argv, env=child.env, stdout=out, stderr=subprocess.STDOUT,
+            child.argv, env=child.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
             start_new_session=True,  # Ctrl-C reaches us only; we stop children in order
             preexec_fn=_die_with_parent, **child.popen_kwargs)
-        out.close()
+        threading.Thread(target=self._copy_output, args=(child, child.proc), daemon=True,
+                         name=f"{child.name}-output").start()
+
+    def _copy_output(self, child: Child, proc: subprocess.Popen[bytes]) -> None:
+        """Writes the child's output to its log, and what it flags to the console."""
+        assert proc.stdout is not None
+        show = False
+        with open(self._log_dir / f"{child.name}.log", "ab") as log_file:
+            for raw in proc.stdout:
+                log_file.write(raw)
+                log_file.flush()
+                line = raw.decode("utf-8", "replace").rstrip("\n")
+                # A flagged record's continuation lines (no timestamp) are shown with it.
+                show = child.show_on_console(line) or (show and not line[:4].isdigit())
+                if show:
+                    print(f"[{child.name}] {line}", flush=True)
 
     def start(self, child: Child, timeout_s: float = 60.0) -> None:
         self._spawn(child)

@@ -102,9 +102,10 @@ class Measurement:
 # --- the load generator (runs in spawned processes) -------------------------------------------
 
 async def _load(method: str, target: Target, concurrency: int, channels: int, warmup_s: float,
-                duration_s: float, barrier: Any) -> LoadResult:
+                duration_s: float, ready: Connection, go: Any) -> LoadResult:
     import grpc
     from grpc_health.v1 import health_pb2, health_pb2_grpc
+
     from interview.v1 import (
         invitation_service_pb2,
         invitation_service_pb2_grpc,
@@ -135,7 +136,9 @@ async def _load(method: str, target: Target, concurrency: int, channels: int, wa
             raise ValueError(method)
         next_request = itertools.cycle(requests)
 
-        await asyncio.to_thread(barrier.wait, 60)  # all load processes and the coordinator start together
+        ready.send("ready")
+        if not await asyncio.to_thread(go.wait, 90):  # all load processes start together
+            raise TimeoutError("no go from the coordinator")
         start = time.perf_counter()
         window_start = start + warmup_s
         window_end = window_start + duration_s
@@ -172,13 +175,11 @@ async def _load(method: str, target: Target, concurrency: int, channels: int, wa
 
 
 def _load_process(method: str, target: Target, concurrency: int, channels: int, warmup_s: float,
-                  duration_s: float, barrier: Any, out: Connection) -> None:
+                  duration_s: float, go: Any, out: Connection) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the coordinator handles Ctrl-C and stops us
     try:
-        out.send(asyncio.run(_load(method, target, concurrency, channels, warmup_s, duration_s, barrier)))
+        out.send(asyncio.run(_load(method, target, concurrency, channels, warmup_s, duration_s, out, go)))
     except BaseException as exc:  # reported by the coordinator
-        with contextlib.suppress(Exception):
-            barrier.abort()
         out.send(f"{type(exc).__name__}: {exc}")
     finally:
         out.close()
@@ -186,10 +187,11 @@ def _load_process(method: str, target: Target, concurrency: int, channels: int, 
 
 # --- CPU accounting ------------------------------------------------------------------------------
 
-def _cpu_seconds_of_session(sid: int) -> float:
-    """CPU time (user + system) of the live processes in one session: a process started with
-    start_new_session=True and its children (PostgreSQL's backends, say)."""
-    ticks = 0
+def _cpu_seconds_of_tree(root: int) -> float:
+    """CPU time (user + system) of a live process and its live descendants (PostgreSQL's
+    backends, say; they call setsid(), so a session id would not find them)."""
+    parent: dict[int, int] = {}
+    ticks: dict[int, int] = {}
     for entry in os.scandir("/proc"):
         if not entry.name.isdigit():
             continue
@@ -198,44 +200,58 @@ def _cpu_seconds_of_session(sid: int) -> float:
         except OSError:
             continue
         fields = stat[stat.rindex(")") + 2:].split()  # fields[0] is field 3 of proc(5)
-        if int(fields[3]) == sid:
-            ticks += int(fields[11]) + int(fields[12])
-    return ticks / os.sysconf("SC_CLK_TCK")
+        pid = int(entry.name)
+        parent[pid] = int(fields[1])
+        ticks[pid] = int(fields[11]) + int(fields[12])
+    total = 0
+    for pid, pid_ticks in ticks.items():
+        p = pid
+        while p > 1 and p != root:
+            p = parent.get(p, 0)
+        if p == root:
+            total += pid_ticks
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def _busy_cpu_seconds() -> float:
+    """CPU time the whole machine has spent busy (all processes, the kernel, steal)."""
+    user, nice, system, _idle, _iowait, irq, softirq, steal = map(
+        int, Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9])
+    return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
 
 
 def _measure(method: str, target: Target, *, concurrency: int, load_procs: int, channels: int,
-             duration_s: float, sessions: dict[str, int],
+             duration_s: float, roots: dict[str, int],
              procs: list[multiprocessing.process.BaseProcess]) -> Measurement:
     ctx = multiprocessing.get_context("spawn")
-    barrier = ctx.Barrier(load_procs + 1)
+    go = ctx.Event()
     pipes = []
     for i in range(load_procs):
         share = concurrency // load_procs + (1 if i < concurrency % load_procs else 0)
         receive, send = ctx.Pipe(duplex=False)
         proc = ctx.Process(target=_load_process, name=f"bench-load-{i}", daemon=True,
-                           args=(method, target, share, channels, WARMUP_S, duration_s, barrier, send))
+                           args=(method, target, share, channels, WARMUP_S, duration_s, go, send))
         proc.start()
         send.close()
         procs.append(proc)
         pipes.append(receive)
-    try:
-        barrier.wait(90)
-    except Exception:
-        results = [p.recv() for p in pipes if p.poll(5)]
-        raise RuntimeError(f"a load process failed to start: {results}") from None
+    for pipe in pipes:
+        if (message := _receive(pipe, 90)) != "ready":
+            raise RuntimeError(f"a load process failed to start: {message}")
+    go.set()
     time.sleep(WARMUP_S)
-    before = {name: _cpu_seconds_of_session(sid) for name, sid in sessions.items()}
+    before = {name: _cpu_seconds_of_tree(pid) for name, pid in roots.items()}
+    busy_before = _busy_cpu_seconds()
     time.sleep(duration_s)
-    after = {name: _cpu_seconds_of_session(sid) for name, sid in sessions.items()}
+    busy = _busy_cpu_seconds() - busy_before
+    after = {name: _cpu_seconds_of_tree(pid) for name, pid in roots.items()}
 
     latencies: list[float] = []
     errors = 0
     first_error = ""
     load_cpu = 0.0
     for pipe in pipes:
-        if not pipe.poll(CALL_TIMEOUT_S + 30):
-            raise RuntimeError("a load process did not report")
-        result = pipe.recv()
+        result = _receive(pipe, WARMUP_S + CALL_TIMEOUT_S + 30)
         if isinstance(result, str):
             raise RuntimeError(f"a load process failed: {result}")
         latencies.extend(result.latencies)
@@ -245,10 +261,21 @@ def _measure(method: str, target: Target, *, concurrency: int, load_procs: int, 
     for proc in procs:
         proc.join(10)
     procs.clear()
-    cpu = {name: (after[name] - before[name]) / duration_s for name in sessions}
+    cpu = {name: (after[name] - before[name]) / duration_s for name in roots}
     cpu["load"] = load_cpu / duration_s
+    # Everything else on the machine: other people's work, which skews the figures.
+    cpu["other"] = max(0.0, busy / duration_s - sum(cpu.values()))
     latencies.sort()
     return Measurement(method, duration_s, latencies, errors, first_error, cpu)
+
+
+def _receive(pipe: Connection, timeout_s: float) -> Any:
+    try:
+        if not pipe.poll(timeout_s):
+            return "no answer in time"
+        return pipe.recv()
+    except (EOFError, OSError):
+        return "it exited (see its traceback above)"
 
 
 # --- the private stack ---------------------------------------------------------------------------
@@ -263,7 +290,8 @@ class Stack:
 
 
 @contextlib.contextmanager
-def private_stack(workdir: Path) -> Iterator[Stack]:
+def private_stack(workdir: Path, **overrides: Any) -> Iterator[Stack]:
+    """PostgreSQL and the control service on embedded defaults (plus `overrides`), stopped on exit."""
     from control.migrate import migrate
     from interview_core.config import Settings
     from launcher.embedded_postgres import EmbeddedPostgres, free_port
@@ -295,6 +323,7 @@ def private_stack(workdir: Path) -> Iterator[Stack]:
             service_token=secrets.token_urlsafe(32),
             secret_key=secrets.token_urlsafe(32),
             rate_limit_per_s=0,  # off: the benchmark sends everything with one API key
+            **overrides,
         )
         env = {k: v for k, v in os.environ.items() if not k.startswith("INTERVIEW_")} | settings.to_env()
         with open(log_file, "ab") as out:
@@ -337,6 +366,7 @@ async def _set_up(settings: Any) -> Target:
     invitation) for GetSession to read."""
     import grpc
     from grpc_health.v1 import health_pb2, health_pb2_grpc
+
     from interview.v1 import (
         candidate_service_pb2,
         candidate_service_pb2_grpc,
@@ -429,9 +459,9 @@ def _report(results: dict[str, Measurement], *, duration_s: float, concurrency: 
     print(f"load:      {load_procs} load process(es) x {channels} channel(s), separate from the server")
     print()
     print(f"{'method':<18}{'calls':>8}{'calls/s':>10}{'p50 ms':>9}{'p99 ms':>9}{'errors':>8}"
-          f"   CPU % of a core: control / postgres / load")
+          f"   CPU, % of one core: control / postgres / load / rest")
     for m in results.values():
-        cpu = " / ".join(f"{m.cpu[k] * 100:.0f}" for k in ("control", "postgres", "load"))
+        cpu = " / ".join(f"{m.cpu[k] * 100:.0f}" for k in ("control", "postgres", "load", "other"))
         print(f"{m.method:<18}{m.calls:>8}{m.per_s:>10.0f}{m.percentile_ms(50):>9.2f}"
               f"{m.percentile_ms(99):>9.2f}{m.errors:>8}   {cpu}")
     print()
@@ -472,12 +502,12 @@ def main(duration_s: float = 5.0, concurrency: int = 32, *, load_procs: int = DE
             print(f"control service pid {stack.control.pid} on {stack.settings.control_address}; "
                   f"setting up...", flush=True)
             target = asyncio.run(_set_up(stack.settings))
-            sessions = {"control": stack.control.pid, "postgres": stack.postgres.pid}
+            roots = {"control": stack.control.pid, "postgres": stack.postgres.pid}
             results: dict[str, Measurement] = {}
             for method in METHODS:
                 print(f"measuring {method}...", flush=True)
                 results[method] = _measure(method, target, concurrency=concurrency, load_procs=load_procs,
-                                           channels=channels, duration_s=duration_s, sessions=sessions,
+                                           channels=channels, duration_s=duration_s, roots=roots,
                                            procs=load)
             ok = _report(results, duration_s=duration_s, concurrency=concurrency, load_procs=load_procs,
                          channels=channels, settings=stack.settings, postgres_version=stack.postgres_version)

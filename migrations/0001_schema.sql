@@ -230,8 +230,9 @@ $$;
 
 ALTER TABLE tenants ENABLE ROW LEVEL SECURITY;
 ALTER TABLE tenants FORCE ROW LEVEL SECURITY;
-CREATE POLICY tenant_isolation ON tenants TO interview_service
-  USING (id = app_current_tenant()) WITH CHECK (id = app_current_tenant());
+-- A tenant reads its own row; only the platform admin creates or changes tenants.
+CREATE POLICY tenant_isolation ON tenants FOR SELECT TO interview_service
+  USING (id = app_current_tenant());
 CREATE POLICY platform_admin ON tenants TO interview_service
   USING (app_is_platform_admin()) WITH CHECK (app_is_platform_admin());
 GRANT SELECT, INSERT, UPDATE, DELETE ON tenants TO interview_service;

@@ -68,6 +68,9 @@ def postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedPostg
 
 
 async def create_database(pg: EmbeddedPostgres, name: str, service_password: str) -> None:
+    """A fresh, migrated database on the shared server. `interview_service` is one role for the
+    whole server: pass the session's `database.service_password`, or every other test's
+    connections break."""
     conn = await asyncpg.connect(pg.owner_dsn())
     try:
         await conn.execute(f'CREATE DATABASE "{name}"')
@@ -214,3 +217,38 @@ def error_code_of(exc: grpc.aio.AioRpcError) -> str:
     return ""
 
 
+
+
+# -- the live path: one Ray head per test run, and an edge ----------------------------------
+
+@pytest.fixture(scope="session")
+def ray_head(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    import ray
+
+    from launcher.ray_head import RayHead
+
+    head = RayHead(port=free_port(), temp_dir=tmp_path_factory.mktemp("ray"))
+    proc = head.popen()
+    try:
+        head.wait_ready(60, proc)
+        ray.init(address=head.address, namespace="interview-tests", logging_level="WARNING", log_to_driver=False)
+        yield head.address
+    finally:
+        ray.shutdown()
+        head.stop(proc)
+
+
+@pytest.fixture(scope="session")
+def live_settings(base_settings: Settings, control: RunningControl, ray_head: str) -> Settings:
+    return base_settings.replace(
+        control_port=control.port, ray_address=ray_head, ray_namespace="interview-tests",
+        edge_port=0, warm_actors=2, abandon_grace_s=5.0, audio_rate_factor=50.0, turn_silence_ms=500)
+
+
+@pytest.fixture(scope="session")
+async def edge(live_settings: Settings) -> AsyncIterator[object]:
+    from edge.server import start_edge
+
+    running = await start_edge(live_settings)
+    yield running
+    await running.stop()

@@ -12,6 +12,7 @@ and stop and restart it on the same port to simulate an outage.
 
 from __future__ import annotations
 
+import asyncio
 import gzip
 import json
 import secrets
@@ -112,7 +113,12 @@ class SendGridStandin:
     violations: list[str] = field(default_factory=list)
     _fail_with: int | None = None
     _scripted: list[int] = field(default_factory=list)
+    holding: int = 0  # requests received and held (see hold()), not yet answered
+    _released: asyncio.Event = field(default_factory=asyncio.Event)
     _runner: web.AppRunner | None = None
+
+    def __post_init__(self) -> None:
+        self._released.set()
 
     @property
     def url(self) -> str:
@@ -142,9 +148,17 @@ class SendGridStandin:
         """Answer the next requests with these statuses, one each, then behave normally."""
         self._scripted.extend(statuses)
 
+    def hold(self) -> None:
+        """Keep valid requests waiting, unanswered, until release(): a send in flight."""
+        self._released.clear()
+
+    def release(self) -> None:
+        self._released.set()
+
     def behave(self) -> None:
         self._fail_with = None
         self._scripted.clear()
+        self.release()
 
     async def start(self) -> None:
         assert self._runner is None, "already running"
@@ -198,6 +212,12 @@ class SendGridStandin:
         if problems:
             return self._reject(400, payload, f"Mail Send body outside the SendGrid spec: {problems}")
 
+        if not self._released.is_set():
+            self.holding += 1
+            try:
+                await self._released.wait()
+            finally:
+                self.holding -= 1
         status = self._scripted.pop(0) if self._scripted else self._fail_with
         if status is not None:
             self.received.append(ReceivedMail(status, payload))

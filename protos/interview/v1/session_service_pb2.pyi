@@ -82,6 +82,16 @@ class WatchSessionResponse(_message.Message):
     transcript_item: _resources_pb2.TranscriptItem
     def __init__(self, session: _Optional[_Union[_resources_pb2.Session, _Mapping]] = ..., transcript_item: _Optional[_Union[_resources_pb2.TranscriptItem, _Mapping]] = ...) -> None: ...
 
+class EndSessionRequest(_message.Message):
+    __slots__ = ("tenant_id", "session_id", "reason")
+    TENANT_ID_FIELD_NUMBER: _ClassVar[int]
+    SESSION_ID_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    tenant_id: str
+    session_id: str
+    reason: str
+    def __init__(self, tenant_id: _Optional[str] = ..., session_id: _Optional[str] = ..., reason: _Optional[str] = ...) -> None: ...
+
 class UpdateSessionStatusRequest(_message.Message):
     __slots__ = ("session_id", "status", "reason")
     SESSION_ID_FIELD_NUMBER: _ClassVar[int]

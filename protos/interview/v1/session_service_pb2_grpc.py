@@ -55,6 +55,11 @@ class SessionServiceStub:
                 request_serializer=interview_dot_v1_dot_session__service__pb2.WatchSessionRequest.SerializeToString,
                 response_deserializer=interview_dot_v1_dot_session__service__pb2.WatchSessionResponse.FromString,
                 _registered_method=True)
+        self.EndSession = channel.unary_unary(
+                '/interview.v1.SessionService/EndSession',
+                request_serializer=interview_dot_v1_dot_session__service__pb2.EndSessionRequest.SerializeToString,
+                response_deserializer=interview_dot_v1_dot_resources__pb2.Session.FromString,
+                _registered_method=True)
         self.UpdateSessionStatus = channel.unary_unary(
                 '/interview.v1.SessionService/UpdateSessionStatus',
                 request_serializer=interview_dot_v1_dot_session__service__pb2.UpdateSessionStatusRequest.SerializeToString,
@@ -91,6 +96,13 @@ class SessionServiceServicer:
     def WatchSession(self, request, context):
         """The session's current state and transcript, then each change as it happens, until the
         session ends or the caller cancels.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def EndSession(self, request, context):
+        """Stops a live interview: the candidate is told why and disconnected; the session ends ENDED.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -133,6 +145,11 @@ def add_SessionServiceServicer_to_server(servicer, server):
                     servicer.WatchSession,
                     request_deserializer=interview_dot_v1_dot_session__service__pb2.WatchSessionRequest.FromString,
                     response_serializer=interview_dot_v1_dot_session__service__pb2.WatchSessionResponse.SerializeToString,
+            ),
+            'EndSession': grpc.unary_unary_rpc_method_handler(
+                    servicer.EndSession,
+                    request_deserializer=interview_dot_v1_dot_session__service__pb2.EndSessionRequest.FromString,
+                    response_serializer=interview_dot_v1_dot_resources__pb2.Session.SerializeToString,
             ),
             'UpdateSessionStatus': grpc.unary_unary_rpc_method_handler(
                     servicer.UpdateSessionStatus,
@@ -253,6 +270,33 @@ class SessionService:
             '/interview.v1.SessionService/WatchSession',
             interview_dot_v1_dot_session__service__pb2.WatchSessionRequest.SerializeToString,
             interview_dot_v1_dot_session__service__pb2.WatchSessionResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def EndSession(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/interview.v1.SessionService/EndSession',
+            interview_dot_v1_dot_session__service__pb2.EndSessionRequest.SerializeToString,
+            interview_dot_v1_dot_resources__pb2.Session.FromString,
             options,
             channel_credentials,
             insecure,

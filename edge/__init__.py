@@ -1,0 +1,1 @@
+"""The aiohttp edge: candidate pages, redemption, client secrets and the candidate WebSocket."""

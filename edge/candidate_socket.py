@@ -1,0 +1,244 @@
+"""The candidate WebSocket, `/v1/realtime?call_id=<session id>`: a thin pump between the
+candidate and their interview's actor.
+
+Credentials are checked before the upgrade (Authorization: Bearer, or for browsers the
+subprotocols `realtime` + `openai-insecure-api-key.<secret>`). Audio arrives as OpenAI
+`input_audio_buffer.append` events and goes to the actor as raw PCM frames; everything the actor
+sends is already encoded, and is forwarded without parsing. When the actor stream falls behind,
+the edge stops reading the socket (back-pressure reaches the candidate's TCP window) instead of
+buffering or dropping audio.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections import deque
+from typing import TYPE_CHECKING
+
+from aiohttp import WSMsgType, web
+from prometheus_client import Counter, Gauge
+
+from actors import registry
+from actors.cluster import Placement
+from edge.candidate_tokens import ACCESS, CLIENT_SECRET, CandidateClaims
+from edge.http_errors import (
+    WS_CLOSE_BY_KIND,
+    WS_INTERNAL,
+    WS_NORMAL,
+    WS_POLICY,
+    WS_RESTART,
+    WS_TRY_LATER,
+    error_response,
+)
+from interview_core import frame_stream as fs
+from interview_core import realtime_protocol as rt
+from interview_core.errors import ErrorCode, ErrorKind, PlatformError
+
+if TYPE_CHECKING:
+    from edge.app import Edge
+
+log = logging.getLogger(__name__)
+
+SUBPROTOCOL = "realtime"
+KEY_PREFIX = "openai-insecure-api-key."
+LIVE = Gauge("interview_edge_live_connections", "Candidate connections open on this edge")
+FRAMES_IN = Counter("interview_edge_audio_frames_total", "Audio frames received from candidates")
+REFUSED = Counter("interview_edge_refused_total", "Candidate connections refused", ["reason"])
+
+
+class TokenBucket:
+    def __init__(self, rate: float, burst: float) -> None:
+        self.rate, self.burst, self.tokens, self.last = rate, burst, burst, time.monotonic()
+
+    def take(self, amount: float) -> bool:
+        now = time.monotonic()
+        self.tokens = min(self.burst, self.tokens + (now - self.last) * self.rate)
+        self.last = now
+        if self.tokens < amount:
+            return False
+        self.tokens -= amount
+        return True
+
+
+def credential_of(request: web.Request) -> str | None:
+    header = request.headers.get("Authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() == "bearer" and token.strip():
+        return token.strip()
+    for proto in request.headers.get("Sec-WebSocket-Protocol", "").split(","):
+        proto = proto.strip()
+        if proto.startswith(KEY_PREFIX) and len(proto) > len(KEY_PREFIX):
+            return proto[len(KEY_PREFIX):]
+    return None
+
+
+class CandidateLink:
+    """One open candidate connection and its actor stream."""
+
+    def __init__(self, ws: web.WebSocketResponse, session_id: str) -> None:
+        self.ws = ws
+        self.session_id = session_id
+        self.outbox: deque[str] = deque()
+        self.wake = asyncio.Event()
+        self.close_with: tuple[int, str] | None = None
+        self.proto = fs.FrameProtocol(self._on_frame, self._on_lost)
+
+    def _on_frame(self, kind: int, payload: bytes) -> None:
+        if kind == fs.EVENT:
+            self.outbox.append(payload.decode())
+        elif kind == fs.CLOSE:
+            self.close_with = fs.decode_close(payload)
+        self.wake.set()
+
+    def _on_lost(self, _exc: Exception | None) -> None:
+        if self.close_with is None:
+            # The actor went away mid-interview: 1011 makes the SDK reconnect, and the pool
+            # finds the restarted actor.
+            self.close_with = (WS_INTERNAL, "interview actor unavailable")
+        self.wake.set()
+
+    async def pump_out(self) -> None:
+        while True:
+            await self.wake.wait()
+            self.wake.clear()
+            while self.outbox:
+                await self.ws.send_str(self.outbox.popleft())
+            if self.close_with is not None:
+                code, reason = self.close_with
+                await self.ws.close(code=code, message=reason.encode()[:120])
+                return
+
+
+class CandidateSockets:
+    def __init__(self, edge: Edge) -> None:
+        self.edge = edge
+        self._links: set[CandidateLink] = set()
+        self._closing = False
+
+    @property
+    def live_count(self) -> int:
+        return len(self._links)
+
+    def _authenticate(self, request: web.Request, session_id: str) -> CandidateClaims:
+        token = credential_of(request)
+        if token is None:
+            raise PlatformError(ErrorCode.UNAUTHENTICATED, "missing credential")
+        try:
+            claims = self.edge.tokens.verify(token)
+        except PlatformError:
+            claims = self.edge.tokens.verify(token, allow_expired=True)
+            # An expired client secret still reconnects to the interview it opened.
+            if claims.kind != CLIENT_SECRET or registry.secret_opened(claims.token_id) != claims.session_id:
+                raise
+        if claims.kind not in (ACCESS, CLIENT_SECRET):
+            raise PlatformError(ErrorCode.UNAUTHENTICATED, "invalid credential")
+        if claims.session_id != session_id:
+            raise PlatformError(ErrorCode.PERMISSION_DENIED, "this credential is for another interview")
+        return claims
+
+    async def handle(self, request: web.Request) -> web.StreamResponse:
+        settings = self.edge.settings
+        session_id = request.query.get("call_id", "")
+        origin = request.headers.get("Origin")
+        try:
+            if origin is not None and origin.rstrip("/") not in settings.origins:
+                raise PlatformError(ErrorCode.PERMISSION_DENIED, "origin not allowed")
+            if not session_id:
+                raise PlatformError(ErrorCode.INVALID_ARGUMENT, "call_id (the interview session id) is required")
+            claims = self._authenticate(request, session_id)
+        except PlatformError as exc:
+            REFUSED.labels(exc.code.code).inc()
+            return error_response(exc)  # refused before the upgrade
+        ws = web.WebSocketResponse(protocols=(SUBPROTOCOL,), max_msg_size=settings.ws_max_message_bytes,
+                                   heartbeat=30.0, compress=False)
+        placement: Placement | None = None
+        failure: PlatformError | None = None
+        if self._closing:
+            failure = PlatformError(ErrorCode.UNAVAILABLE, "edge restarting")
+        else:
+            try:
+                placement = await self.edge.cluster.place(session_id)
+            except PlatformError as exc:
+                failure = exc
+        if failure is not None and failure.code.kind not in (ErrorKind.RESOURCE_EXHAUSTED, ErrorKind.UNAVAILABLE,
+                                                                ErrorKind.FAILED_PRECONDITION):
+            REFUSED.labels(failure.code.code).inc()
+            return error_response(failure)
+        await ws.prepare(request)
+        if failure is not None:
+            REFUSED.labels(failure.code.code).inc()
+            if failure.code is ErrorCode.INVALID_STATE:
+                await ws.send_str(rt.encode_server_event(rt.InterviewEnded(reason="completed")))
+                await ws.close(code=WS_NORMAL, message=b"interview is over")
+            else:
+                code = WS_RESTART if self._closing else WS_CLOSE_BY_KIND.get(failure.code.kind, WS_TRY_LATER)
+                await ws.close(code=code, message=failure.message.encode()[:120])
+            return ws
+        assert placement is not None
+        if claims.kind == CLIENT_SECRET:
+            registry.remember_secret(claims.token_id, session_id)
+        await self._serve(ws, placement, session_id)
+        return ws
+
+    async def _serve(self, ws: web.WebSocketResponse, placement: Placement, session_id: str) -> None:
+        settings = self.edge.settings
+        link = CandidateLink(ws, session_id)
+        loop = asyncio.get_running_loop()
+        try:
+            await loop.create_connection(lambda: link.proto, placement.host, placement.port)
+        except OSError:
+            await ws.close(code=WS_INTERNAL, message=b"interview actor unreachable")
+            return
+        link.proto.send(fs.encode_frame(fs.HELLO, placement.key.encode()))
+        self._links.add(link)
+        LIVE.inc()
+        writer = asyncio.create_task(link.pump_out())
+        audio = TokenBucket(48_000 * settings.audio_rate_factor, 48_000 * settings.audio_burst_s)
+        events = TokenBucket(settings.max_events_per_s, settings.max_events_per_s * 2)
+        try:
+            async for msg in ws:
+                if msg.type == WSMsgType.TEXT:
+                    data: str = msg.data
+                    try:
+                        event = rt.decode_client_event(data, max_bytes=settings.ws_max_message_bytes)
+                    except rt.ProtocolError as exc:
+                        await ws.send_str(rt.encode_server_event(rt.error_event(exc)))
+                        continue
+                    if type(event) is rt.InputAudioBufferAppend:
+                        if not audio.take(len(event.audio)):
+                            await ws.send_str(rt.encode_server_event(rt.ErrorEvent(
+                                message="audio arrives faster than real time allows", code="rate_limited",
+                                client_event_id=event.event_id)))
+                            await ws.close(code=WS_POLICY, message=b"audio flood")
+                            break
+                        FRAMES_IN.inc()
+                        link.proto.send(fs.encode_frame(fs.AUDIO, event.audio))
+                        if link.proto.paused:
+                            await link.proto.wait_writable()
+                    elif events.take(1):
+                        link.proto.send(fs.encode_frame(fs.EVENT, data.encode()))
+                    else:
+                        await ws.send_str(rt.encode_server_event(rt.ErrorEvent(
+                            message="too many events", code="rate_limited", client_event_id=event.event_id)))
+                elif msg.type == WSMsgType.BINARY:
+                    await ws.send_str(rt.encode_server_event(rt.ErrorEvent(
+                        message="binary messages are not part of this protocol; send JSON events",
+                        code="invalid_event")))
+                else:
+                    break
+        finally:
+            self._links.discard(link)
+            LIVE.dec()
+            link.proto.close()
+            writer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await writer
+
+    async def shutdown(self, _app: web.Application) -> None:
+        """The edge is going away: 1012 tells the SDK to reconnect (to another edge, or this one)."""
+        self._closing = True
+        await asyncio.gather(*(link.ws.close(code=WS_RESTART, message=b"edge restarting")
+                               for link in list(self._links)), return_exceptions=True)

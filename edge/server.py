@@ -1,0 +1,57 @@
+"""The edge process: joins Ray, makes sure the warm pool is up, serves HTTP and WebSockets."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from dataclasses import dataclass
+
+from aiohttp import web
+
+from actors import cluster as ray_cluster
+from edge.app import Edge, RedactingAccessLogger, build_app
+from interview_core.config import ConfigError, Settings
+from interview_core.control_client import ControlClient
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class RunningEdge:
+    runner: web.AppRunner
+    edge: Edge
+    port: int
+
+    async def stop(self) -> None:
+        await self.runner.cleanup()  # closes candidate sockets with 1012 first (on_shutdown)
+        await self.edge.control.close()
+
+
+async def start_edge(settings: Settings, *, warm: bool = True) -> RunningEdge:
+    if not settings.service_token or not settings.secret_key:
+        raise ConfigError("the edge needs INTERVIEW_SERVICE_TOKEN and INTERVIEW_SECRET_KEY")
+    await asyncio.to_thread(ray_cluster.connect, settings)
+    cluster = ray_cluster.Cluster(settings)
+    if warm:
+        stats = await cluster.warm_up()
+        log.info("warm pool ready: %s", stats)
+    edge = Edge(settings, ControlClient(settings.control_address, settings.service_token), cluster)
+    runner = web.AppRunner(build_app(edge), access_log_class=RedactingAccessLogger, shutdown_timeout=5.0)
+    await runner.setup()
+    site = web.TCPSite(runner, settings.edge_host, settings.edge_port, reuse_address=True)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    return RunningEdge(runner, edge, int(port))
+
+
+async def serve(settings: Settings) -> None:
+    running = await start_edge(settings)
+    log.info("edge listening on %s:%d", settings.edge_host, running.port)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    log.info("edge stopping")
+    await running.stop()
