@@ -20,7 +20,7 @@ import ray
 
 from actors import registry
 from actors.interview_flow import EndReason
-from actors.live_session import LiveSession
+from actors.live_session import TERMINAL, LiveSession
 from interview_core import frame_stream as fs
 from interview_core.config import Settings
 from interview_core.control_client import ControlClient
@@ -103,6 +103,8 @@ class InterviewWorker:
                     return
                 raise PlatformError(ErrorCode.INVALID_STATE, "worker is serving another interview")
             session = await self._control_client().get_session(session_id)
+            if session.status in TERMINAL:
+                raise PlatformError(ErrorCode.INVALID_STATE, "this interview is over")
             live = LiveSession(session, self._control_client(), self._speech_kit(),
                                grace_s=self.settings.abandon_grace_s, on_done=self._finished)
             await live.start()

@@ -24,7 +24,7 @@ from interview_core.errors import PlatformError
 log = logging.getLogger(__name__)
 
 CLOSE_NORMAL = 1000
-CLOSE_REPLACED = 4001  # another connection took this interview over: the SDK must not retry
+CLOSE_REPLACED = 4000  # another connection took this interview over: the SDK must not retry
 
 END_STATUS = {
     EndReason.COMPLETED: resources_pb2.SESSION_STATUS_COMPLETED,
@@ -157,12 +157,13 @@ class LiveSession:
         asyncio.get_running_loop().create_task(self._wrap_up(reason))
 
     async def _wrap_up(self, reason: EndReason) -> None:
-        await self.writer.flush()  # every turn is stored before anyone is told it is over
-        self.send_event(rt.InterviewEnded(reason=reason.value))  # type: ignore[arg-type]
+        # Every turn, then the end, is stored before anyone is told it is over.
+        await self.writer.flush()
         try:
             await self._set_status(END_STATUS[reason], END_MESSAGE[reason])
         except PlatformError as exc:
             log.warning("session %s: could not record its end (%s)", self.session_id, exc.code.code)
+        self.send_event(rt.InterviewEnded(reason=reason.value))  # type: ignore[arg-type]
         if self._conn is not None:
             self._conn.send(fs.encode_close(CLOSE_NORMAL, END_MESSAGE[reason]))
         await self.close()

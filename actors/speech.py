@@ -140,8 +140,8 @@ class Resampler:
         if blocks <= 0:
             self._held = pcm
             return b""
-        used = blocks * self._down
-        self._held = pcm[used * 2 :]
+        used = blocks * self._down * 2
+        self._held = pcm[used:] if used < len(pcm) else b""
         return self._blocks(x, blocks).tobytes()
 
     def flush(self) -> bytes:
@@ -330,7 +330,8 @@ class Synthesizer:
     before. espeak-ng carries hidden state from one utterance to the next (pitch flutter phase,
     waveform phase, AGC, random breath noise) that no API call resets, so every call loads a fresh
     instance of the library (dlopen, initialise, synthesise, terminate, dlclose): about 1 ms to
-    load and 3-10 ms to load the voice's dictionary, on top of the synthesis itself.
+    load and 3-10 ms to load the voice's dictionary, on top of the synthesis itself (espeak-ng
+    leaks ~2 KB per voice load, so ~2 KB per call; cache repeated questions upstream).
 
     Thread safety: espeak-ng is process-global state, so all instances share one lock and
     synthesis is serialised per process (~10-30 ms per question). Call from a worker thread
@@ -342,8 +343,7 @@ class Synthesizer:
     wheel is missing or the library cannot be loaded.
     """
 
-    def __init__(self, *, default_voice: str = "en-us") -> None:
-        self.default_voice = default_voice
+    def __init__(self) -> None:
         self._chunks: list[bytes] = []
         self._callback = _SynthCallback(self._on_samples)
 

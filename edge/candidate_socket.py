@@ -33,6 +33,7 @@ from edge.http_errors import (
     WS_TRY_LATER,
     error_response,
 )
+from interview.v1 import resources_pb2
 from interview_core import frame_stream as fs
 from interview_core import realtime_protocol as rt
 from interview_core.errors import ErrorCode, ErrorKind, PlatformError
@@ -43,6 +44,11 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 SUBPROTOCOL = "realtime"
+ENDED_BECAUSE: dict[int, rt.InterviewEndReason] = {
+    resources_pb2.SESSION_STATUS_COMPLETED: "completed",
+    resources_pb2.SESSION_STATUS_ABANDONED: "abandoned",
+    resources_pb2.SESSION_STATUS_ENDED: "ended_by_tenant",
+}
 KEY_PREFIX = "openai-insecure-api-key."
 LIVE = Gauge("interview_edge_live_connections", "Candidate connections open on this edge")
 FRAMES_IN = Counter("interview_edge_audio_frames_total", "Audio frames received from candidates")
@@ -171,7 +177,8 @@ class CandidateSockets:
         if failure is not None:
             REFUSED.labels(failure.code.code).inc()
             if failure.code is ErrorCode.INVALID_STATE:
-                await ws.send_str(rt.encode_server_event(rt.InterviewEnded(reason="completed")))
+                reason = await self._end_reason(session_id)
+                await ws.send_str(rt.encode_server_event(rt.InterviewEnded(reason=reason)))
                 await ws.close(code=WS_NORMAL, message=b"interview is over")
             else:
                 code = WS_RESTART if self._closing else WS_CLOSE_BY_KIND.get(failure.code.kind, WS_TRY_LATER)
@@ -182,6 +189,14 @@ class CandidateSockets:
             registry.remember_secret(claims.token_id, session_id)
         await self._serve(ws, placement, session_id)
         return ws
+
+    async def _end_reason(self, session_id: str) -> rt.InterviewEndReason:
+        """Why a finished interview ended, for a candidate who comes back to it."""
+        try:
+            session = await self.edge.control.get_session(session_id, retry=False)
+        except PlatformError:
+            return "completed"
+        return ENDED_BECAUSE.get(session.status, "completed")
 
     async def _serve(self, ws: web.WebSocketResponse, placement: Placement, session_id: str) -> None:
         settings = self.edge.settings

@@ -64,6 +64,10 @@ class PlatformError(Exception):
     def retryable(self) -> bool:
         return self.code.retryable
 
+    def __reduce__(self) -> tuple[object, ...]:
+        # Crosses process boundaries (Ray) intact: code, message and field.
+        return (_rebuild, (self.code.name, self.message, self.field))
+
     def __repr__(self) -> str:
         return f"PlatformError({self.code.code}, {self.message!r})"
 
@@ -74,3 +78,7 @@ def invalid(field: str, message: str) -> PlatformError:
 
 def not_found(what: str) -> PlatformError:
     return PlatformError(ErrorCode.NOT_FOUND, f"{what} not found")
+
+
+def _rebuild(code: str, message: str, field: str | None) -> PlatformError:
+    return PlatformError(ErrorCode[code], message, field=field)

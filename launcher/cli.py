@@ -17,7 +17,8 @@ log = logging.getLogger("interview")
 
 def _settings(args: argparse.Namespace) -> Settings:
     overrides: dict[str, Any] = {}
-    for name in ("data_dir", "control_host", "control_port", "edge_host", "edge_port", "embedded_pg_port"):
+    for name in ("data_dir", "control_host", "control_port", "edge_host", "edge_port", "embedded_pg_port",
+                 "embedded_ray_port", "warm_actors"):
         value = getattr(args, name, None)
         if value is not None:
             overrides[name] = Path(value) if name == "data_dir" else value
@@ -36,6 +37,9 @@ def _add_addresses(p: argparse.ArgumentParser) -> None:
     p.add_argument("--edge-port", type=int, help="INTERVIEW_EDGE_PORT (default 8080)")
     p.add_argument("--pg-port", dest="embedded_pg_port", type=int,
                    help="embedded PostgreSQL port (INTERVIEW_EMBEDDED_PG_PORT, default 54329)")
+    p.add_argument("--ray-port", dest="embedded_ray_port", type=int,
+                   help="local Ray head port (INTERVIEW_EMBEDDED_RAY_PORT, default 6389)")
+    p.add_argument("--warm-actors", type=int, help="idle interview actors kept ready (INTERVIEW_WARM_ACTORS, default 8)")
 
 
 def cmd_up(args: argparse.Namespace) -> int:
@@ -61,6 +65,13 @@ def cmd_control(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_edge(args: argparse.Namespace) -> int:
+    from edge.server import serve
+
+    asyncio.run(serve(_settings(args)))
+    return 0
+
+
 def cmd_outbox(args: argparse.Namespace) -> int:
     from launcher.admin_client import AdminClient
 
@@ -77,6 +88,12 @@ def cmd_outbox(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_bench_live(args: argparse.Namespace) -> int:
+    from loadtest.live_bench import main as bench_main
+
+    return int(bench_main(args.bench_args))
+
+
 def cmd_bench_control(args: argparse.Namespace) -> int:
     from loadtest.control_bench import main as bench_main
 
@@ -89,7 +106,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     up = sub.add_parser("up", help="start the whole stack on embedded defaults",
                         description="Starts PostgreSQL (embedded unless DATABASE_URL is set), applies "
-                        "migrations and runs the control service, supervised, until Ctrl-C or SIGTERM.")
+                        "migrations, a local Ray head (unless RAY_ADDRESS is set), the control service and "
+                        "the edge, supervised, until Ctrl-C or SIGTERM.")
     _add_common(up)
     _add_addresses(up)
     up.set_defaults(func=cmd_up)
@@ -104,6 +122,12 @@ def build_parser() -> argparse.ArgumentParser:
     ctl.add_argument("--control-host")
     ctl.add_argument("--control-port", type=int)
     ctl.set_defaults(func=cmd_control)
+
+    edg = sub.add_parser("edge", help="run the candidate edge alone (joins RAY_ADDRESS; settings from the environment)")
+    _add_common(edg)
+    edg.add_argument("--edge-host")
+    edg.add_argument("--edge-port", type=int)
+    edg.set_defaults(func=cmd_edge)
 
     out = sub.add_parser("outbox", help="show queued and sent email",
                          description="Lists the email outbox through the control API. Example: "
@@ -122,6 +146,12 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--duration", type=float, default=5.0, help="seconds per measurement")
     bench.add_argument("--concurrency", type=int, default=32, help="calls in flight")
     bench.set_defaults(func=cmd_bench_control)
+    live = sub.add_parser("bench-live", help="measure how many live interviews this machine holds",
+                          description="Starts a private stack and measures joins, frames lost, round trip, "
+                          "memory and CPU with concurrent real-time interviews. Options after `--` go to "
+                          "the bench (try `interview bench-live -- --help`).")
+    live.add_argument("bench_args", nargs=argparse.REMAINDER)
+    live.set_defaults(func=cmd_bench_live)
     return parser
 
 

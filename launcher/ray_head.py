@@ -4,6 +4,8 @@ edge restart), on loopback, stopped as a process group so nothing else's Ray is 
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import tempfile
 import os
 import shutil
 import signal
@@ -14,6 +16,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from launcher.supervisor import wait_for_port
+
+
+def short_temp_dir(data_dir: Path) -> Path:
+    """Ray's own temporary files, under a short path: its socket paths must fit in 107 bytes."""
+    digest = hashlib.sha256(str(data_dir.resolve()).encode()).hexdigest()[:10]
+    return Path(tempfile.gettempdir()) / f"interview-ray-{digest}"
 
 
 def ray_command() -> str:

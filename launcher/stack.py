@@ -15,6 +15,7 @@ from control.migrate import migrate
 from interview_core.config import Settings
 from launcher.embedded_postgres import EmbeddedPostgres
 from launcher.local_credentials import credentials_file, derive_service_url, with_local_credentials
+from launcher.ray_head import RayHead, short_temp_dir
 from launcher.supervisor import Child, Supervisor, wait_for_port
 
 log = logging.getLogger(__name__)
@@ -67,11 +68,21 @@ def run_stack(settings: Settings) -> int:
     signal.signal(signal.SIGINT, request_stop)
     try:
         settings, _, _ = prepare_database(settings, keep_running=True, supervisor=supervisor)
-        env = settings.to_env()
+        if not settings.ray_address:
+            head = RayHead(port=settings.embedded_ray_port, temp_dir=short_temp_dir(settings.data_dir))
+            head.temp_dir.mkdir(parents=True, exist_ok=True)
+            supervisor.start(Child("ray", head.command(), lambda p: head.wait_ready(90, p),
+                                   env={**_base_env(), "RAY_USAGE_STATS_ENABLED": "0"}, stop_timeout_s=3.0))
+            settings = settings.replace(ray_address=head.address)
+        env = {**_base_env(), **settings.to_env()}
         supervisor.start(Child(
             "control", [sys.executable, "-m", "launcher.cli", "control"],
             lambda p: wait_for_port(settings.control_host, settings.control_port, 60, p),
-            env={**_base_env(), **env}, show_on_console=_worth_showing))
+            env=env, show_on_console=_worth_showing))
+        supervisor.start(Child(
+            "edge", [sys.executable, "-m", "launcher.cli", "edge"],
+            lambda p: wait_for_port(settings.edge_host, settings.edge_port, 180, p),
+            env=env, show_on_console=_worth_showing))
         _banner(settings)
         while not stop_requested:
             supervisor.poll()
@@ -104,6 +115,9 @@ def _banner(settings: Settings) -> None:
     print(
         "\ninterview platform is up\n"
         f"  control service (gRPC)  {settings.control_address}\n"
+        f"  edge (HTTP, WebSocket)  http://{settings.edge_host}:{settings.edge_port}"
+        f"  (candidates: /v1/realtime?call_id=<session>)\n"
+        f"  ray                     {settings.ray_address} ({settings.warm_actors} warm interview actors)\n"
         f"  invitation links        {settings.invite_base_url}/i/<token>\n"
         f"  database                {db} (service role: interview_service)\n"
         f"  email                   {'SendGrid' if settings.sendgrid_api_key else 'outbox only: `interview outbox`'}\n"

@@ -213,11 +213,13 @@ def _cpu_seconds_of_tree(root: int) -> float:
     return total / os.sysconf("SC_CLK_TCK")
 
 
-def _busy_cpu_seconds() -> float:
-    """CPU time the whole machine has spent busy (all processes, the kernel, steal)."""
+def _machine_cpu_seconds() -> tuple[float, float]:
+    """CPU time the whole machine has spent busy, and the part of it in interrupt handlers (mostly
+    the loopback network between our processes; no process is charged for it)."""
     user, nice, system, _idle, _iowait, irq, softirq, steal = map(
         int, Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9])
-    return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
+    tick = os.sysconf("SC_CLK_TCK")
+    return (user + nice + system + irq + softirq + steal) / tick, (irq + softirq) / tick
 
 
 def _measure(method: str, target: Target, *, concurrency: int, load_procs: int, channels: int,
@@ -241,9 +243,9 @@ def _measure(method: str, target: Target, *, concurrency: int, load_procs: int, 
     go.set()
     time.sleep(WARMUP_S)
     before = {name: _cpu_seconds_of_tree(pid) for name, pid in roots.items()}
-    busy_before = _busy_cpu_seconds()
+    busy_before, irq_before = _machine_cpu_seconds()
     time.sleep(duration_s)
-    busy = _busy_cpu_seconds() - busy_before
+    busy_after, irq_after = _machine_cpu_seconds()
     after = {name: _cpu_seconds_of_tree(pid) for name, pid in roots.items()}
 
     latencies: list[float] = []
@@ -263,8 +265,9 @@ def _measure(method: str, target: Target, *, concurrency: int, load_procs: int, 
     procs.clear()
     cpu = {name: (after[name] - before[name]) / duration_s for name in roots}
     cpu["load"] = load_cpu / duration_s
+    cpu["irq"] = (irq_after - irq_before) / duration_s
     # Everything else on the machine: other people's work, which skews the figures.
-    cpu["other"] = max(0.0, busy / duration_s - sum(cpu.values()))
+    cpu["other"] = max(0.0, (busy_after - busy_before) / duration_s - sum(cpu.values()))
     latencies.sort()
     return Measurement(method, duration_s, latencies, errors, first_error, cpu)
 

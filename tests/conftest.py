@@ -225,9 +225,9 @@ def error_code_of(exc: grpc.aio.AioRpcError) -> str:
 def ray_head(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     import ray
 
-    from launcher.ray_head import RayHead
+    from launcher.ray_head import RayHead, short_temp_dir
 
-    head = RayHead(port=free_port(), temp_dir=tmp_path_factory.mktemp("ray"))
+    head = RayHead(port=free_port(), temp_dir=short_temp_dir(tmp_path_factory.mktemp("ray")))
     proc = head.popen()
     try:
         head.wait_ready(60, proc)

@@ -149,3 +149,4 @@ def test_clearing_the_buffer_discards_the_turn() -> None:
     f.speech_started(4000)
     f.speech_discarded()
     assert f.speech_stopped(5000) == [] and f.phase is Phase.LISTENING
+

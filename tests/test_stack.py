@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -27,6 +28,8 @@ class Stack:
         self.data_dir = data_dir
         self.control_port = free_port()
         self.pg_port = free_port()
+        self.edge_port = free_port()
+        self.ray_port = free_port()
         self.proc: subprocess.Popen[str] | None = None
         self.output = ""
 
@@ -34,10 +37,11 @@ class Stack:
         env = {k: v for k, v in os.environ.items() if not k.startswith("INTERVIEW_") and k != "DATABASE_URL"}
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "launcher.cli", "up", "--data-dir", str(self.data_dir),
-             "--control-port", str(self.control_port), "--pg-port", str(self.pg_port)],
+             "--control-port", str(self.control_port), "--pg-port", str(self.pg_port),
+             "--edge-port", str(self.edge_port), "--ray-port", str(self.ray_port), "--warm-actors", "1"],
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
         assert self.proc.stdout is not None
-        deadline = time.monotonic() + 90
+        deadline = time.monotonic() + 180
         while time.monotonic() < deadline:
             line = self.proc.stdout.readline()
             if not line:
@@ -93,7 +97,10 @@ def test_up_runs_supervises_and_stops_cleanly(stack: Stack) -> None:
     assert stack.admin_token in stack.output  # generated, stored and printed
     children = stack.descendants()
     names = " ".join(" ".join(p.cmdline()) for p in children)
-    assert "postgres" in names and "launcher.cli control" in names
+    assert "postgres" in names and "launcher.cli control" in names and "launcher.cli edge" in names
+    assert "gcs_server" in names or "ray start" in names
+    with urllib.request.urlopen(f"http://127.0.0.1:{stack.edge_port}/healthz", timeout=10) as health:
+        assert json.loads(health.read())["status"] == "ok"
 
     with stack.channel() as channel:
         wait_serving(channel)
