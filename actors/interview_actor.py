@@ -52,7 +52,7 @@ class InterviewWorker:
             self._server = await loop.create_server(self._new_connection, host=host, port=0)
             sock = self._server.sockets[0]
             self._address = (host, int(sock.getsockname()[1]))
-            restored = registry.session_of(self.name)
+            restored = registry.session_of(self.settings.ray_namespace, self.name)
             if restored and self.live is None:
                 log.info("worker %s restarted; resuming session %s", self.name, restored)
                 await self.assign(restored)
@@ -130,7 +130,7 @@ class InterviewWorker:
 
     def _finished(self, session_id: str) -> None:
         self.live = None
-        registry.unbind(session_id, self.name)
+        registry.unbind(self.settings.ray_namespace, session_id, self.name)
         pool = ray.get_actor(POOL_NAME, namespace=self.settings.ray_namespace)
         pool.release.remote(self.name, session_id)
 

@@ -127,7 +127,8 @@ class InterviewFlow:
         if self.phase is Phase.FINISHED:
             return []
         self._connected_since = now
-        actions: list[Action] = [self.progress(now)]
+        # A returning candidate is told where they are; a new one hears question 1 first.
+        actions: list[Action] = [self.progress(now)] if self._started else []
         if not self._started:
             self._started = True
             opening = f"Hello, and welcome to your interview for the role of {self.role}. "

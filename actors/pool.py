@@ -14,6 +14,7 @@ import uuid
 from typing import Any
 
 import ray
+from ray.exceptions import RayTaskError
 
 from actors import registry
 from actors.interview_actor import InterviewWorker
@@ -36,7 +37,7 @@ class InterviewPool:
         self._env = env
         self.settings = Settings.from_env(env)
         self._idle: list[str] = []
-        self._busy: dict[str, str] = registry.all_sessions()  # session -> worker
+        self._busy: dict[str, str] = registry.all_sessions(self.settings.ray_namespace)  # session -> worker
         self._handles: dict[str, Any] = {}
         self._spawning = 0
         self._refill: asyncio.Task[None] | None = None
@@ -78,20 +79,27 @@ class InterviewPool:
 
     async def acquire(self, session_id: str) -> tuple[str, Any]:
         """The actor serving this session, assigning an idle one if it has none yet."""
-        name = self._busy.get(session_id) or registry.worker_of(session_id)
+        name = self._busy.get(session_id) or registry.worker_of(self.settings.ray_namespace, session_id)
         if name is None:
             if len(self._busy) >= self.settings.max_live_interviews:
                 raise PlatformError(ErrorCode.RATE_LIMITED, "at capacity: try again later")
             name = self._idle.pop() if self._idle else await self._spawn()
             self._busy[session_id] = name
-            registry.bind(session_id, name)
+            registry.bind(self.settings.ray_namespace, session_id, name)
             self._schedule_fill()
         handle = self._handle(name)
         try:
             await handle.assign.remote(session_id)
+        except RayTaskError as exc:
+            # The worker is fine (the session could not start, e.g. it is over): take it back.
+            registry.unbind(self.settings.ray_namespace, session_id, name)
+            await self.release(name, session_id)
+            raise exc.cause if isinstance(exc.cause, PlatformError) else exc from None
         except Exception:
+            registry.unbind(self.settings.ray_namespace, session_id, name)
             self._busy.pop(session_id, None)
-            registry.unbind(session_id, name)
+            self._handles.pop(name, None)
+            ray.kill(handle)
             raise
         return name, handle
 

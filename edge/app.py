@@ -69,8 +69,11 @@ class Edge:
         try:
             found = await self.control.lookup_invitation(token)
         except PlatformError as exc:
-            status = 404 if exc.code is ErrorCode.NOT_FOUND else 503
-            return web.Response(status=status, headers=headers, content_type="text/html",
+            if exc.retryable:
+                return web.Response(status=503, headers={**headers, "Retry-After": "5"}, content_type="text/html",
+                                    text=_page("Please try again", "<p>We could not open your invitation just now. "
+                                               "Please try again in a moment.</p>"))
+            return web.Response(status=404, headers=headers, content_type="text/html",
                                 text=_page("Invitation not found",
                                            "<p>This invitation link is not valid. Check the email you received.</p>"))
         inv = found.invitation
@@ -147,7 +150,9 @@ async def _json_body(request: web.Request) -> dict[str, Any]:
         raise invalid("body", "larger than 64 KiB")
     try:
         body = await request.json()
-    except (json.JSONDecodeError, UnicodeDecodeError):
+    except web.HTTPRequestEntityTooLarge:
+        raise invalid("body", "larger than 64 KiB") from None
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError):
         raise invalid("body", "not JSON") from None
     if not isinstance(body, dict):
         raise invalid("body", "must be a JSON object")

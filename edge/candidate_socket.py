@@ -137,7 +137,8 @@ class CandidateSockets:
         except PlatformError:
             claims = self.edge.tokens.verify(token, allow_expired=True)
             # An expired client secret still reconnects to the interview it opened.
-            if claims.kind != CLIENT_SECRET or registry.secret_opened(claims.token_id) != claims.session_id:
+            if claims.kind != CLIENT_SECRET or not registry.secret_opened(
+                    self.edge.settings.ray_namespace, claims.session_id, claims.token_id):
                 raise
         if claims.kind not in (ACCESS, CLIENT_SECRET):
             raise PlatformError(ErrorCode.UNAUTHENTICATED, "invalid credential")
@@ -186,7 +187,7 @@ class CandidateSockets:
             return ws
         assert placement is not None
         if claims.kind == CLIENT_SECRET:
-            registry.remember_secret(claims.token_id, session_id)
+            registry.remember_secret(settings.ray_namespace, session_id, claims.token_id)
         await self._serve(ws, placement, session_id)
         return ws
 

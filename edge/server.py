@@ -41,8 +41,10 @@ async def start_edge(settings: Settings, *, warm: bool = True) -> RunningEdge:
     await runner.setup()
     site = web.TCPSite(runner, settings.edge_host, settings.edge_port, reuse_address=True)
     await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    return RunningEdge(runner, edge, int(port))
+    port = int(site._server.sockets[0].getsockname()[1])  # type: ignore[union-attr]
+    if settings.edge_port == 0:  # the edge's own Origin is the port it really got
+        edge.settings = settings.replace(edge_port=port)
+    return RunningEdge(runner, edge, port)
 
 
 async def serve(settings: Settings) -> None:

@@ -39,7 +39,8 @@ def _add_addresses(p: argparse.ArgumentParser) -> None:
                    help="embedded PostgreSQL port (INTERVIEW_EMBEDDED_PG_PORT, default 54329)")
     p.add_argument("--ray-port", dest="embedded_ray_port", type=int,
                    help="local Ray head port (INTERVIEW_EMBEDDED_RAY_PORT, default 6389)")
-    p.add_argument("--warm-actors", type=int, help="idle interview actors kept ready (INTERVIEW_WARM_ACTORS, default 8)")
+    p.add_argument("--warm-actors", type=int,
+                   help="idle interview actors kept ready (INTERVIEW_WARM_ACTORS, default 8)")
 
 
 def cmd_up(args: argparse.Namespace) -> int:

@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import tempfile
 import os
 import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path

@@ -128,6 +128,7 @@ class ProcSummary:
     results: list[CandidateResult]
     pings: list[tuple[float, float]]  # (seconds since the hold started, round trip ms), inside the window
     lateness_ms: list[float]  # sampled send lateness inside the window (how late a frame left)
+    turns_ms: list[float]  # end of an answer's speech -> the interviewer's next audio, inside the window
 
 
 def _fast_type(data: str) -> str:
@@ -143,7 +144,8 @@ def _fast_type(data: str) -> str:
 
 
 class Candidate:
-    def __init__(self, spec: CandidateSpec, clips: list[list[str]], rng: random.Random, base_url: str) -> None:
+    def __init__(self, spec: CandidateSpec, clips: list[tuple[list[str], int]], rng: random.Random,
+                 base_url: str) -> None:
         self.spec = spec
         self.result = CandidateResult(spec.session_id)
         self._clips = clips
@@ -151,6 +153,9 @@ class Candidate:
         self._url = f"{base_url}/v1/realtime?call_id={spec.session_id}"
         self.ws: Any = None
         self.speech: list[str] = []  # frames still to say (reversed: pop() from the end)
+        self.voiced_left = 0  # frames until the answer's last voiced frame has been sent
+        self.answer_end: float | None = None  # when it was (monotonic)
+        self.turns: list[float] = []  # ms from the end of an answer to the interviewer's next audio
         self.joined = asyncio.Event()
         self.barrier = asyncio.Event()
         self.stop_at = math.inf  # monotonic
@@ -192,6 +197,11 @@ class Candidate:
                 kind = _fast_type(data)
                 if kind == "response.output_audio.delta":
                     result.audio_deltas += 1
+                    if self.answer_end is not None:
+                        now = time.monotonic()
+                        if self.window[0] <= now < self.window[1]:
+                            self.turns.append((now - self.answer_end) * 1000)
+                        self.answer_end = None
                 elif kind == "interview.pong":
                     now_ms = time.monotonic() * 1000
                     event = json.loads(data)
@@ -232,8 +242,9 @@ class Candidate:
 
     def _start_answer(self) -> None:
         self._answer = None
-        clip = self._clips[self._rng.randrange(len(self._clips))]
-        self.speech = list(reversed(clip))
+        frames, last_voiced = self._clips[self._rng.randrange(len(self._clips))]
+        self.speech = list(reversed(frames))
+        self.voiced_left = last_voiced + 1
 
     async def _send(self) -> None:
         ws = self.ws
@@ -258,7 +269,13 @@ class Candidate:
                 in_window = self.window[0] <= next_t < self.window[1]
                 if in_window and n % 5 == 0:
                     self.lateness.append(late * 1000)
-                await ws.send_str(self.speech.pop() if self.speech else SILENCE_MSG)
+                if self.speech:
+                    await ws.send_str(self.speech.pop())
+                    self.voiced_left -= 1
+                    if self.voiced_left == 0:
+                        self.answer_end = time.monotonic()  # the candidate has stopped talking
+                else:
+                    await ws.send_str(SILENCE_MSG)
                 result.frames_sent += 1
                 if in_window:
                     result.frames_in_window += 1
@@ -309,6 +326,19 @@ def _frames_of(pcm: bytes) -> list[str]:
     return out
 
 
+def last_voiced(pcm: bytes, threshold: int = 500) -> int:
+    """The index of the last 20 ms frame with a sample louder than `threshold` (of 32767)."""
+    import array
+
+    samples = array.array("h", pcm)
+    per_frame = FRAME_BYTES // 2
+    for index in range(len(samples) // per_frame - 1, -1, -1):
+        chunk = samples[index * per_frame:(index + 1) * per_frame]
+        if max(chunk) > threshold or -min(chunk) > threshold:
+            return index
+    return 0
+
+
 def load_clips(audio_dir: Path) -> list[bytes]:
     """Candidate speech: the recordings in `audio_dir` (PCM16 24 kHz mono WAV), or, if there are
     none, a few answers synthesised with the offline speech kit."""
@@ -335,7 +365,7 @@ async def _load(specs: list[CandidateSpec], clip_pcm: list[bytes], base_url: str
     import aiohttp
 
     loop = asyncio.get_running_loop()
-    clips = [_frames_of(pcm) + [SILENCE_MSG] * 5 for pcm in clip_pcm]
+    clips = [(_frames_of(pcm) + [SILENCE_MSG] * 5, last_voiced(pcm)) for pcm in clip_pcm]
     rng = random.Random(seed)
     candidates = [Candidate(s, clips, random.Random(rng.random()), base_url) for s in specs]
     connector = aiohttp.TCPConnector(limit=0, force_close=True)
@@ -369,7 +399,8 @@ async def _load(specs: list[CandidateSpec], clip_pcm: list[bytes], base_url: str
                 await asyncio.gather(*(c.finish_audio(15.0) for c in candidates))
                 pings = [p for c in candidates for p in c.pings]
                 lateness = [x for c in candidates for x in c.lateness]
-                conn.send(("held", ProcSummary([c.result for c in candidates], pings, lateness)))
+                turns = [x for c in candidates for x in c.turns]
+                conn.send(("held", ProcSummary([c.result for c in candidates], pings, lateness, turns)))
             elif command == "close":
                 await asyncio.gather(*(c.close() for c in candidates))
                 conn.send(("closed", None))
@@ -1019,6 +1050,7 @@ def run(opts: Options, command: str) -> tuple[int, dict[str, Any]]:
         worst = max(((percentile(sorted(v), 99), sec) for sec, v in by_second.items() if len(v) >= 10),
                     default=(float("nan"), -1))
         lateness = sorted(x for s in summaries for x in s.lateness_ms)
+        turns = sorted(x for s in summaries for x in s.turns_ms)
         sent = sum(r.frames_sent for r in results)
         got = sum(received.get(r.session_id, 0) for r in results)
         missing_sessions = [r.session_id for r in results if r.session_id not in received]
@@ -1048,6 +1080,7 @@ def run(opts: Options, command: str) -> tuple[int, dict[str, Any]]:
             "pings": len(pings), "ping_p50_ms": percentile(pings, 50), "ping_p99_ms": percentile(pings, 99),
             "ping_max_ms": pings[-1] if pings else float("nan"),
             "worst_second_p99_ms": worst[0], "worst_second": worst[1],
+            "turns_timed": len(turns), "turn_p50_ms": percentile(turns, 50), "turn_p99_ms": percentile(turns, 99),
             "send_lateness_p50_ms": percentile(lateness, 50), "send_lateness_p99_ms": percentile(lateness, 99),
             "live_actors": len(live_pids), "idle_actors": len(idle_pids),
             "uss_per_interview_mib": live_uss / n_live / 2**20, "rss_per_interview_mib": live_rss / n_live / 2**20,
@@ -1109,6 +1142,8 @@ def report(f: dict[str, Any]) -> bool:
         ("  worst second's p99", f"{f['worst_second_p99_ms']:.2f} ms (second {f['worst_second']} of the hold)"),
         ("  load generator send lateness", f"p50 {f['send_lateness_p50_ms']:.2f} ms   p99 "
          f"{f['send_lateness_p99_ms']:.2f} ms"),
+        ("turn: end of answer -> interviewer audio", f"p50 {f['turn_p50_ms']:.0f} ms   p99 "
+         f"{f['turn_p99_ms']:.0f} ms   ({f['turns_timed']} turns; includes the 500 ms end-of-turn silence)"),
         ("memory per live interview (actor process)", f"USS {f['uss_per_interview_mib']:.1f} MiB   RSS "
          f"{f['rss_per_interview_mib']:.1f} MiB   ({f['live_actors']} live actors; idle actors "
          f"{f['uss_per_idle_actor_mib']:.1f} MiB USS each; edge RSS {f['edge_rss_mib']:.0f} MiB)"),

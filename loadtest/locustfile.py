@@ -15,14 +15,16 @@ WS                 join (connect -> session.created)             joining the int
 WS                 ping round trip                               `interview.ping` -> `interview.pong`
                                                                  through the edge and the actor,
                                                                  every 0.5 s
-WS                 turn (end of answer -> interviewer audio)     the end of the candidate's
-                                                                 speech to the first audio of the
+WS                 turn (end of answer -> interviewer audio)     the candidate's last voiced frame
+                                                                 to the first audio of the
                                                                  next question (includes the
                                                                  interviewer's end-of-turn silence,
                                                                  500 ms by default)
-WS                 audio (1 s of frames sent)                    one per second; response_length =
-                                                                 frames sent that second (50 at
-                                                                 real time)
+WS                 audio (worst send lateness in 1 s)            one per second: how late the
+                                                                 latest-sent frame of that second
+                                                                 left (the generator keeping up);
+                                                                 response_length = frames sent
+                                                                 that second (50 at real time)
 WS                 connection                                    a failure when the server closes
                                                                  the connection or an error event
                                                                  arrives
@@ -70,14 +72,13 @@ import wave
 from pathlib import Path
 from typing import Any
 
-import gevent
-import gevent.lock
+import gevent  # type: ignore[import-untyped]
+import gevent.lock  # type: ignore[import-untyped]
+import grpc
 import requests
 import websocket
+from grpc.experimental import gevent as grpc_gevent  # type: ignore[attr-defined]
 from locust import User, events, task
-
-import grpc
-from grpc.experimental import gevent as grpc_gevent
 
 grpc_gevent.init_gevent()  # gRPC's own threads must cooperate with gevent's monkey patching
 
@@ -103,9 +104,10 @@ class _Setup:
     def __init__(self) -> None:
         self._lock = gevent.lock.Semaphore()
         self._done: dict[str, Any] | None = None
-        self._clips: list[list[str]] | None = None
+        self._clips: list[tuple[list[str], int]] | None = None
 
-    def clips(self) -> list[list[str]]:
+    def clips(self) -> list[tuple[list[str], int]]:
+        """Each answer as append events, with the index of its last voiced frame."""
         if self._clips is None:
             audio_dir = Path(os.environ.get("LOCUST_AUDIO_DIR", REPO.parent / "shared" / "audio"))
             clips = []
@@ -120,7 +122,7 @@ class _Setup:
                                       "audio": base64.b64encode(pcm[i:i + FRAME_BYTES]).decode()},
                                      separators=(",", ":"))
                           for i in range(0, len(pcm) - FRAME_BYTES + 1, FRAME_BYTES)]
-                clips.append(frames + [SILENCE_MSG] * 5)
+                clips.append((frames + [SILENCE_MSG] * 5, last_voiced(pcm)))
             if not clips:
                 raise RuntimeError(f"no candidate speech (PCM16 24 kHz mono WAV) in {audio_dir}; set LOCUST_AUDIO_DIR")
             self._clips = clips
@@ -162,6 +164,19 @@ class _Setup:
         return {"channel": channel, "api_key": api_key, "template_id": template.id}
 
 
+def last_voiced(pcm: bytes, threshold: int = 500) -> int:
+    """The index of the last 20 ms frame with any sample louder than `threshold` (of 32767)."""
+    import array
+
+    samples = array.array("h", pcm)
+    per_frame = FRAME_BYTES // 2
+    for index in range(len(samples) // per_frame - 1, -1, -1):
+        chunk = samples[index * per_frame:(index + 1) * per_frame]
+        if max(chunk) > threshold or -min(chunk) > threshold:
+            return index
+    return 0
+
+
 def md(token: str) -> tuple[tuple[str, str]]:
     return (("authorization", f"Bearer {token}"),)
 
@@ -180,14 +195,14 @@ def _admin_token() -> str:
 SETUP = _Setup()
 
 
-@events.init.add_listener
+@events.init.add_listener  # type: ignore[untyped-decorator]
 def _on_init(environment: Any, **_kwargs: Any) -> None:
     SETUP.clips()  # fail early if there is no speech to send
 
 
 # --- the candidate ------------------------------------------------------------------------------
 
-class Candidate(User):
+class Candidate(User):  # type: ignore[misc]
     """One candidate: joins, then streams audio and pings until the test stops."""
 
     wait_time = None  # the single task runs for the user's whole life
@@ -196,6 +211,7 @@ class Candidate(User):
         self.ws: websocket.WebSocket | None = None
         self.closing = False
         self.speech: list[str] = []
+        self.speech_voiced_left = 0  # frames until the answer's last voiced frame has been sent
         self.answer_due: float | None = None
         self.answer_end: float | None = None  # when the last answer's audio was sent
         self.rng = random.Random()
@@ -262,11 +278,12 @@ class Candidate(User):
         assert ws is not None
         while True:
             try:
-                data = ws.recv()
+                received = ws.recv()
             except Exception as exc:
                 if not self.closing:
                     self._fire("WS", "connection", time.time(), 0, exc)
                 return
+            data = received.decode(errors="replace") if isinstance(received, bytes) else received
             if not data:
                 if not self.closing:
                     self._fire("WS", "connection", time.time(), 0,
@@ -291,7 +308,7 @@ class Candidate(User):
                 self.closing = True
                 self._fire("WS", "connection", time.time(), 0, RuntimeError("the interview ended"))
 
-    @task
+    @task  # type: ignore[untyped-decorator]
     def stream(self) -> None:
         ws = self.ws
         assert ws is not None
@@ -299,30 +316,36 @@ class Candidate(User):
         ping_phase = self.rng.randrange(PING_EVERY_FRAMES)
         next_t = time.monotonic()
         second_started = time.time()
+        worst_late = 0.0
         n = 0
         while not self.closing:
             delay = next_t - time.monotonic()
             if delay > 0:
                 gevent.sleep(delay)
             now = time.monotonic()
+            worst_late = max(worst_late, now - next_t)
             if now - next_t > MAX_BEHIND_S:
                 next_t += int((now - next_t - MAX_BEHIND_S) / FRAME_S) * FRAME_S
             if self.answer_due is not None and now >= self.answer_due:
                 self.answer_due = None
-                self.speech = list(reversed(clips[self.rng.randrange(len(clips))]))
+                frames, voiced = clips[self.rng.randrange(len(clips))]
+                self.speech = list(reversed(frames))
+                self.speech_voiced_left = voiced + 1
             if self.speech:
                 ws.send(self.speech.pop())
-                if not self.speech:
-                    self.answer_end = time.monotonic()  # (the clip ends with 100 ms of silence)
+                self.speech_voiced_left -= 1
+                if self.speech_voiced_left == 0:
+                    self.answer_end = time.monotonic()  # the candidate has stopped talking
             else:
                 ws.send(SILENCE_MSG)
             self.frames_this_second += 1
             if n % PING_EVERY_FRAMES == ping_phase:
                 ws.send(f'{{"type":"interview.ping","client_time_ms":{time.monotonic() * 1000:.3f},"ping_id":"p{n}"}}')
             if time.time() - second_started >= 1.0:
-                self._fire("WS", "audio (1 s of frames sent)", second_started, (time.time() - second_started) * 1000,
+                self._fire("WS", "audio (worst send lateness in 1 s)", second_started, worst_late * 1000,
                            length=self.frames_this_second)
                 self.frames_this_second = 0
+                worst_late = 0.0
                 second_started = time.time()
             n += 1
             next_t += FRAME_S

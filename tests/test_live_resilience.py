@@ -22,7 +22,7 @@ from tests.sdk_candidate import read_wav, run_interview, silence
 from tests.test_live_interview import redeem
 
 AUDIO = SHARED / "audio"
-I, C = resources_pb2.SPEAKER_INTERVIEWER, resources_pb2.SPEAKER_CANDIDATE
+INT, CAND = resources_pb2.SPEAKER_INTERVIEWER, resources_pb2.SPEAKER_CANDIDATE
 
 
 async def transcript(world: TenantWorld, session_id: str) -> list[resources_pb2.TranscriptItem]:
@@ -40,7 +40,7 @@ async def status(world: TenantWorld, session_id: str) -> int:
 def assert_whole_interview(items: list[resources_pb2.TranscriptItem], world: TenantWorld) -> None:
     """Every turn once, in order, nothing invented: Q1, A1, Q2, A2, closing."""
     assert [i.sequence for i in items] == [1, 2, 3, 4, 5]
-    assert [i.speaker for i in items] == [I, C, I, C, I]
+    assert [i.speaker for i in items] == [INT, CAND, INT, CAND, INT]
     assert world.template.questions[0] in items[0].text
     assert items[2].text == world.template.questions[1]
     assert "last question" in items[4].text
@@ -138,7 +138,7 @@ async def test_tenant_ends_a_live_interview(world: TenantWorld, edge: RunningEdg
                               on_event=end_after_first_answer, timeout_s=30)
     assert run.of_type("interview.ended")[-1]["reason"] == "ended_by_tenant"
     items = await transcript(world, session_id)
-    assert [i.speaker for i in items][:2] == [I, C]
+    assert [i.speaker for i in items][:2] == [INT, CAND]
     session = await world.api.sessions.GetSession(
         session_service_pb2.GetSessionRequest(session_id=session_id), metadata=world.api.md)
     assert session.status == resources_pb2.SESSION_STATUS_ENDED and session.end_reason == "position filled"
