@@ -51,11 +51,11 @@ class SessionServicer(rpc.SessionServiceServicer):
     async def GetSession(self, request: api.GetSessionRequest, call: Call) -> pb.Session:
         session_id = self.ctx.validator.id(request.session_id, "session_id")
         tenant_id = await self._tenant_of_session(call.principal, request.tenant_id, session_id, call.time_left())
-        async with self.ctx.db.transaction(tenant_id, timeout_s=call.time_left()) as conn:
-            row = await conn.fetchrow("SELECT * FROM interview_sessions WHERE id = $1", session_id)
-        if row is None:
+        rows = await self.ctx.db.fetch_scoped("SELECT * FROM app_session_for_tenant($1, $2)", tenant_id, session_id,
+                                              timeout_s=call.time_left())
+        if not rows:
             raise not_found("session")
-        return convert.session(row)
+        return convert.session(rows[0])
 
     @unary
     async def ListSessions(self, request: api.ListSessionsRequest, call: Call) -> api.ListSessionsResponse:

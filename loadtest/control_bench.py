@@ -171,7 +171,7 @@ async def _load(method: str, target: Target, concurrency: int, channels: int, wa
         return LoadResult(latencies, errors, first_error, await cpu_task)
     finally:
         for ch in chans:
-            await ch.close()
+            await ch.close(None)
 
 
 def _load_process(method: str, target: Target, concurrency: int, channels: int, warmup_s: float,
@@ -260,8 +260,8 @@ def _measure(method: str, target: Target, *, concurrency: int, load_procs: int, 
         errors += result.errors
         first_error = first_error or result.first_error
         load_cpu += result.cpu_s
-    for proc in procs:
-        proc.join(10)
+    for done in procs:
+        done.join(10)
     procs.clear()
     cpu = {name: (after[name] - before[name]) / duration_s for name in roots}
     cpu["load"] = load_cpu / duration_s
@@ -307,7 +307,8 @@ def private_stack(workdir: Path, **overrides: Any) -> Iterator[Stack]:
     log_file = workdir / "control.log"
     try:
         pg_proc = subprocess.Popen(pg.command(), stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT,
-                                   start_new_session=True, preexec_fn=_die_with_parent, **pg._run_as())
+                                   start_new_session=True, preexec_fn=_die_with_parent,
+                                   **pg._run_as())  # type: ignore[call-overload]
         started.append((pg_proc, signal.SIGINT))  # PostgreSQL's fast shutdown
         pg.wait_ready(60, pg_proc)
         service_password = secrets.token_urlsafe(24)
@@ -461,12 +462,17 @@ def _report(results: dict[str, Measurement], *, duration_s: float, concurrency: 
           f"rate limit OFF (rate_limit_per_s=0)")
     print(f"load:      {load_procs} load process(es) x {channels} channel(s), separate from the server")
     print()
-    print(f"{'method':<18}{'calls':>8}{'calls/s':>10}{'p50 ms':>9}{'p99 ms':>9}{'errors':>8}"
-          f"   CPU, % of one core: control / postgres / load / rest")
+    print(f"{'method':<18}{'calls':>7}{'calls/s':>9}{'p50 ms':>8}{'p99 ms':>8}{'errors':>7}"
+          f"{'server CPU':>12}   CPU, % of one core")
+    print(f"{'':<57}{'us/call':>12}   control postgres load  irq other")
     for m in results.values():
-        cpu = " / ".join(f"{m.cpu[k] * 100:.0f}" for k in ("control", "postgres", "load", "other"))
-        print(f"{m.method:<18}{m.calls:>8}{m.per_s:>10.0f}{m.percentile_ms(50):>9.2f}"
-              f"{m.percentile_ms(99):>9.2f}{m.errors:>8}   {cpu}")
+        per_call = m.cpu["control"] / m.per_s * 1e6 if m.calls else float("nan")
+        cpu = "".join(f"{m.cpu[k] * 100:>{w}.0f}" for k, w in
+                      (("control", 7), ("postgres", 9), ("load", 5), ("irq", 5), ("other", 6)))
+        print(f"{m.method:<18}{m.calls:>7}{m.per_s:>9.0f}{m.percentile_ms(50):>8.2f}"
+              f"{m.percentile_ms(99):>8.2f}{m.errors:>7}{per_call:>12.0f}   {cpu}")
+    print("(irq: interrupt handling, mostly the loopback network between these processes; other: the rest\n"
+          " of the machine. Figures taken while `other` is well above 0 are disturbed by other work.)")
     print()
     ok = True
     check = results["Check"].per_s

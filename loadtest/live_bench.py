@@ -3,7 +3,9 @@
 It starts a private stack exactly as `interview up` does (a subprocess, in a temporary data
 directory, on free ports): embedded PostgreSQL, a Ray head, the control service and the edge, with
 the offline interviewer and offline transcription OFF (the embedded default), and a warm actor
-pool the size of the join burst. Through the control API and the edge it creates a tenant, a
+pool the size of the join burst. Other settings are the defaults, except the control service's
+shutdown grace (1 s instead of 5, so the bench exits quickly) and, above 120 interviews, the cap
+on live interviews. Through the control API and the edge it creates a tenant, a
 template (many questions, a long time limit, so no interview finishes during the run), N
 candidates and their invitations, and redeems them. Then:
 
@@ -108,6 +110,7 @@ class CandidateSpec:
 class CandidateResult:
     session_id: str
     join_ms: float | None = None
+    upgrade_ms: float | None = None  # of which: until the WebSocket upgrade (the edge places the session first)
     frames_sent: int = 0
     frames_in_window: int = 0
     frames_skipped: int = 0  # the sender fell more than MAX_BEHIND_S behind: never sent, not counted
@@ -172,6 +175,7 @@ class Candidate:
         try:
             self.ws = await http.ws_connect(self._url, headers={"Authorization": f"Bearer {self.spec.token}"},
                                             autoping=True, compress=0, timeout=120, max_msg_size=0)
+            self.result.upgrade_ms = (time.perf_counter() - t0) * 1000
         except Exception as exc:
             self.result.error = f"connect: {type(exc).__name__}: {exc}"
             return
@@ -230,12 +234,16 @@ class Candidate:
             result.error = result.error or f"receive: {type(exc).__name__}: {exc}"
         if not self._closing:
             result.closed_early = ws.close_code if ws.close_code is not None else -1
+            reason = ws.exception()
+            result.error = (f"closed by the server at {time.strftime('%H:%M:%S')}: code {result.closed_early}"
+                            + (f" ({type(reason).__name__}: {reason})" if reason else "")
+                            + (f"; before that: {result.error}" if result.error else ""))
         self.joined.set()  # wakes a join still waiting (it sees the error)
         self.barrier.set()
 
     def _schedule_answer(self) -> None:
         """Answers the question just asked after a human pause, with one of the recordings."""
-        if self._answer is not None or self.speech:
+        if self._answer is not None or self.speech or not self._clips:
             return
         delay = self._rng.uniform(0.5, 2.0)
         self._answer = asyncio.get_running_loop().call_later(delay, self._start_answer)
@@ -432,6 +440,7 @@ class PrivateStack:
     ports: dict[str, int] = field(default_factory=dict)
     credentials: dict[str, str] = field(default_factory=dict)
     seen_pids: set[int] = field(default_factory=set)  # everything the stack started, for the final sweep
+    up_stop_s: float = 0.0  # how long `interview up` took to stop
 
     @property
     def data_dir(self) -> Path:
@@ -468,6 +477,8 @@ class PrivateStack:
         env = {k: v for k, v in os.environ.items() if not k.startswith("INTERVIEW_") and k not in (
             "RAY_ADDRESS", "DATABASE_URL", "OPENAI_API_KEY", "SENDGRID_API_KEY", "APIVIDEO_API_KEY")}
         env["INTERVIEW_OFFLINE_TRANSCRIPTION"] = "false"
+        # Not a default: the control service would wait 5 s for the actors' status watches on exit.
+        env["INTERVIEW_SHUTDOWN_GRACE_S"] = "1"
         if self.max_live is not None:
             env["INTERVIEW_MAX_LIVE_INTERVIEWS"] = str(self.max_live)
         self.data_dir.mkdir(parents=True, exist_ok=True)
@@ -517,11 +528,13 @@ class PrivateStack:
         import psutil
 
         self.remember_pids()
+        t0 = time.monotonic()
         if self.proc is not None and self.proc.poll() is None:
             with contextlib.suppress(ProcessLookupError):
                 self.proc.send_signal(signal.SIGINT)  # `interview up` stops its children in order
             try:
                 self.proc.wait(60)
+                self.up_stop_s = time.monotonic() - t0
             except subprocess.TimeoutExpired:
                 with contextlib.suppress(ProcessLookupError):
                     self.proc.kill()
@@ -637,6 +650,13 @@ class _RayDriver:
         return sorted(a["name"] for a in named
                       if a.get("namespace") == "interview" and a["name"].startswith("interview-worker-"))
 
+    def place(self, session_ids: list[str]) -> float:
+        """Assigns these sessions to actors now (what the edge does on a candidate's first
+        connection); returns the seconds it took."""
+        t0 = time.monotonic()
+        self._ray.get([self.pool.acquire.remote(sid) for sid in session_ids], timeout=600)
+        return time.monotonic() - t0
+
     def workers(self) -> dict[str, tuple[int, dict[str, Any]]]:
         """name -> (pid, stats()) for every interview actor alive now."""
         ray = self._ray
@@ -669,13 +689,13 @@ def _ray_process(address: str, log_path: str, conn: Connection) -> None:
         conn.send(("ok", None))
         while True:
             try:
-                method = conn.recv()
+                method, args = conn.recv()
             except EOFError:
                 return
             if method == "close":
                 return
             try:
-                conn.send(("ok", getattr(driver, method)()))
+                conn.send(("ok", getattr(driver, method)(*args)))
             except Exception as exc:
                 conn.send(("error", f"{type(exc).__name__}: {exc}"))
     except Exception as exc:
@@ -711,9 +731,12 @@ class RayView:
             raise RuntimeError(f"the bench's Ray driver: {value}")
         return value
 
-    def _call(self, method: str, timeout_s: float = 120) -> Any:
-        self._conn.send(method)
+    def _call(self, method: str, *args: Any, timeout_s: float = 120) -> Any:
+        self._conn.send((method, args))
         return self._result(timeout_s)
+
+    def place(self, session_ids: list[str]) -> float:
+        return float(self._call("place", session_ids, timeout_s=660))
 
     def pool_stats(self) -> dict[str, int]:
         return dict(self._call("pool_stats"))
@@ -723,7 +746,7 @@ class RayView:
 
     def close(self) -> None:
         with contextlib.suppress(Exception):
-            self._conn.send("close")
+            self._conn.send(("close", ()))
         self.proc.join(15)
         if self.proc.is_alive():
             self.proc.terminate()
@@ -814,6 +837,8 @@ class Options:
     keep: bool
     seed: int
     profile: bool = False
+    answers: bool = True
+    pre_place: bool = False
 
 
 def parse_args(argv: list[str] | None) -> Options:
@@ -833,6 +858,13 @@ def parse_args(argv: list[str] | None) -> Options:
                    help="record py-spy profiles (raw collapsed stacks, per thread) of the edge, one live actor and "
                    "one load process during the hold, into the kept data directory (py-spy's own CPU shows as "
                    "'outside the bench')")
+    p.add_argument("--no-answers", dest="answers", action="store_false",
+                   help="candidates stream silence only (the interviewer asks its first question and waits): "
+                   "isolates the cost of the audio path from the conversation's")
+    p.add_argument("--pre-place", action="store_true",
+                   help="what-if, not the product's behaviour today: assign the burst's sessions to their actors "
+                   "through the pool before they connect (as if the edge placed a session when its invitation is "
+                   "redeemed), so the join burst measures only the WebSocket path")
     p.add_argument("--seed", type=int, default=1)
     a = p.parse_args(argv)
     interviews = a.interviews if a.interviews is not None else (20 if a.quick else 100)
@@ -843,7 +875,7 @@ def parse_args(argv: list[str] | None) -> Options:
     joins = min(joins, interviews)
     warm = a.warm_actors if a.warm_actors is not None else joins
     return Options(interviews, joins, duration, min(a.load_procs, interviews), warm, a.audio_dir,
-                   a.json_path, a.keep or a.profile, a.seed, a.profile)
+                   a.json_path, a.keep or a.profile, a.seed, a.profile, a.answers, a.pre_place)
 
 
 def start_profiles(out_dir: Path, procs: dict[int, tuple[str, float, float]], live_pids: set[int],
@@ -953,11 +985,12 @@ def run(opts: Options, command: str) -> tuple[int, dict[str, Any]]:
     view: RayView | None = None
     figures: dict[str, Any] = {"command": command}
     try:
-        clips = load_clips(opts.audio_dir)
+        clips = load_clips(opts.audio_dir) if opts.answers else []
         print(f"live bench: {opts.interviews} interviews, join burst of {opts.joins}, hold {opts.duration_s:g} s, "
               f"{opts.load_procs} load processes", flush=True)
         print(f"interviewer: offline (embedded default); offline transcription: OFF; "
-              f"warm actor pool: {opts.warm_actors}; candidate speech: {len(clips)} recordings", flush=True)
+              f"warm actor pool: {opts.warm_actors}; candidate speech: "
+              f"{f'{len(clips)} recordings' if clips else 'none (--no-answers: silence only)'}", flush=True)
         t0 = time.monotonic()
         print(f"starting a private stack (`interview up` in {workdir})...", flush=True)
         stack.start()
@@ -974,12 +1007,17 @@ def run(opts: Options, command: str) -> tuple[int, dict[str, Any]]:
         coord.start_load(specs, clips, ws_base)
         load_pids = [p.pid for p in coord.procs if p.pid is not None]
 
+        if opts.pre_place:
+            took = view.place([spec.session_id for spec in specs if spec.burst])
+            print(f"  --pre-place (what-if): {opts.joins} sessions assigned to actors in {took:.1f} s before the burst",
+                  flush=True)
+            time.sleep(2.0)
+
         # (a) the join burst
         print(f"join burst: {opts.joins} candidates connect at once...", flush=True)
         coord.send("join", time.time() + 0.5)
         burst = [CandidateResult(**r) for part in coord.expect("joined", 180) for r in part]
         joins = sorted(r.join_ms for r in burst if r.join_ms is not None)
-        join_errors = [r.error for r in burst if r.error]
 
         # the rest, then a steady stack
         rest_n = opts.interviews - opts.joins
@@ -990,9 +1028,12 @@ def run(opts: Options, command: str) -> tuple[int, dict[str, Any]]:
             coord.send("ramp", 10)
             ramp = [CandidateResult(**r) for part in coord.expect("ramped", 600) for r in part]
             print(f"  connected in {time.monotonic() - t0:.1f} s", flush=True)
-        connect_errors = join_errors + [r.error for r in ramp if r.error]
-        if connect_errors:
-            raise RuntimeError(f"{len(connect_errors)} candidate(s) could not connect; the first: {connect_errors[0]}")
+        not_joined = [r.error for r in [*burst, *ramp] if r.join_ms is None]
+        if not_joined:
+            raise RuntimeError(f"{len(not_joined)} candidate(s) could not join; the first: {not_joined[0]}")
+        dropped_early = [r.error for r in [*burst, *ramp] if r.error]
+        if dropped_early:
+            print(f"  {len(dropped_early)} connection(s) dropped already; the first: {dropped_early[0]}", flush=True)
         print("waiting for the warm pool to refill...", flush=True)
         deadline = time.monotonic() + 300
         pool = view.pool_stats()
@@ -1067,10 +1108,13 @@ def run(opts: Options, command: str) -> tuple[int, dict[str, Any]]:
 
         figures.update({
             "interviews": opts.interviews, "joins": opts.joins, "duration_s": opts.duration_s,
-            "warm_actors": opts.warm_actors, "transcription": False, "load_procs": opts.load_procs,
+            "warm_actors": opts.warm_actors, "transcription": False, "answers": opts.answers,
+            "pre_place": opts.pre_place,
+            "load_procs": opts.load_procs,
             "machine": _machine(), "versions": _versions(),
             "join_p50_ms": percentile(joins, 50), "join_p99_ms": percentile(joins, 99),
             "join_max_ms": joins[-1] if joins else float("nan"), "joined": len(joins),
+            "join_upgrade_p50_ms": percentile(sorted(r.upgrade_ms for r in burst if r.upgrade_ms is not None), 50),
             "ramp_join_p50_ms": percentile(sorted(r.join_ms for r in ramp if r.join_ms), 50),
             "ramp_join_max_ms": max((r.join_ms for r in ramp if r.join_ms), default=float("nan")),
             "frames_sent": sent, "frames_received": got, "frames_lost": lost, "frames_unexpected": extra_frames,
@@ -1097,6 +1141,7 @@ def run(opts: Options, command: str) -> tuple[int, dict[str, Any]]:
             "server_errors": sum(r.server_errors for r in results),
             "first_server_error": next((r.first_server_error for r in results if r.first_server_error), ""),
             "first_error": next((r.error for r in results if r.error), ""),
+            "dropped_close_codes": sorted({str(r.closed_early) for r in results if r.closed_early is not None}),
         })
         ok = report(figures)
         return (0 if ok else 1), figures
@@ -1105,7 +1150,10 @@ def run(opts: Options, command: str) -> tuple[int, dict[str, Any]]:
         if view is not None:
             view.close()
         print("stopping the stack...", flush=True)
+        t_stop = time.monotonic()
         stack.stop()
+        print(f"  stopped in {time.monotonic() - t_stop:.1f} s (`interview up` itself: {stack.up_stop_s:.1f} s)",
+              flush=True)
         if opts.keep:
             print(f"kept {workdir}", flush=True)
         else:
@@ -1126,16 +1174,23 @@ def report(f: dict[str, Any]) -> bool:
     print(f"settings:  embedded defaults, offline interviewer; offline transcription OFF; warm actor pool "
           f"{f['warm_actors']}; load generator: {f['load_procs']} processes, asyncio + aiohttp, one append per "
           f"20 ms per candidate")
+    speech = ("candidates answer every question with recorded speech, silence otherwise" if f["answers"]
+              else "none: candidates stream silence only (--no-answers)")
+    print(f"speech:    {speech}")
+    if f["pre_place"]:
+        print("what-if:   --pre-place: the burst's sessions were assigned to actors before they connected")
     print()
     rows = [
         ("join burst: connect -> session.created", f"p50 {f['join_p50_ms']:.1f} ms   p99 {f['join_p99_ms']:.1f} ms"
-         f"   max {f['join_max_ms']:.1f} ms   ({f['joined']}/{f['joins']} joined)"),
+         f"   max {f['join_max_ms']:.1f} ms   ({f['joined']}/{f['joins']} joined; upgrade p50 "
+         f"{f['join_upgrade_p50_ms']:.1f} ms)"),
         ("later joins (actor started on demand)", f"p50 {f['ramp_join_p50_ms']:.0f} ms   max "
          f"{f['ramp_join_max_ms']:.0f} ms"),
         ("audio frames sent by candidates", f"{f['frames_sent']:,}  ({f['frames_in_window']:,} in the window, "
          f"{f['frames_in_window'] / max(1.0, f['frames_expected_in_window']) * 100:.2f}% of real time)"),
         ("audio frames counted by the actors", f"{f['frames_received']:,}"),
-        ("frames lost", f"{f['frames_lost']:,}   (connections dropped: {f['connections_dropped']}, sessions "
+        ("frames lost", f"{f['frames_lost']:,}   (connections dropped: {f['connections_dropped']}"
+         f"{' with close codes ' + ', '.join(f['dropped_close_codes']) if f['dropped_close_codes'] else ''}, sessions "
          f"without stats: {f['sessions_without_stats']}, skipped by late senders: {f['frames_skipped']})"),
         ("ping round trip (candidate->actor->candidate)", f"p50 {f['ping_p50_ms']:.2f} ms   p99 "
          f"{f['ping_p99_ms']:.2f} ms   max {f['ping_max_ms']:.1f} ms   ({f['pings']:,} pings)"),

@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import time
 import wave
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -36,6 +38,16 @@ class CandidateRun:
 
     def of_type(self, kind: str) -> list[dict[str, Any]]:
         return [e for e in self.events if e.get("type") == kind]
+
+
+@contextlib.asynccontextmanager
+async def _explained_timeout(timeout_s: float, run: CandidateRun) -> AsyncIterator[None]:
+    try:
+        async with asyncio.timeout(timeout_s):
+            yield
+    except TimeoutError:
+        tail = [e.get("type") for e in run.events[-15:]]
+        raise AssertionError(f"interview stalled; reconnects={run.reconnects}; last events: {tail}") from None
 
 
 def sdk_client(base: str, key: str) -> AsyncOpenAI:
@@ -81,7 +93,7 @@ async def run_interview(base: str, key: str, session_id: str, answers: list[byte
 
         speaker = asyncio.create_task(speak())
         try:
-            async with asyncio.timeout(timeout_s):
+            async with _explained_timeout(timeout_s, run):
                 async for event in conn:
                     data = event.model_dump(exclude_none=True) if hasattr(event, "model_dump") else dict(event)
                     run.events.append(data)

@@ -34,7 +34,7 @@ async def test_whole_interview_through_the_official_sdk(world: TenantWorld, edge
     session_id = str(redeemed["session_id"])
     secret = await client_secret(edge_base, str(redeemed["access_token"]))
     answers = [read_wav(AUDIO / "candidate_intro.wav"), read_wav(AUDIO / "candidate_answer_project.wav")]
-    run = await run_interview(edge_base, secret, session_id, answers, speed=4.0)
+    run = await run_interview(edge_base, secret, session_id, answers, speed=1.0)  # real-time pace, as a person
 
     types = [e["type"] for e in run.events]
     assert types[0] == "session.created"
