@@ -34,8 +34,12 @@ async def start_edge(settings: Settings, *, warm: bool = True) -> RunningEdge:
     await asyncio.to_thread(ray_cluster.connect, settings)
     cluster = ray_cluster.Cluster(settings)
     if warm:
-        stats = await cluster.warm_up()
-        log.info("warm pool ready: %s", stats)
+        # A fresh cluster's pool is filled before the first candidate; an edge joining a running
+        # pool (a restart: its candidates are reconnecting) serves at once, whatever is refilling.
+        stats = await cluster.stats()
+        if stats["idle"] == 0 and stats["live"] == 0:
+            stats = await cluster.warm_up()
+        log.info("interview pool: %s", stats)
     edge = Edge(settings, ControlClient(settings.control_address, settings.service_token), cluster)
     runner = web.AppRunner(build_app(edge), access_log_class=RedactingAccessLogger, shutdown_timeout=5.0)
     await runner.setup()
