@@ -11,6 +11,7 @@ from typing import Any
 import ray
 from ray.exceptions import GetTimeoutError, RayActorError, RayError, RayTaskError
 
+from actors import registry
 from actors.interview_actor import POOL_NAME
 from actors.pool import InterviewPool
 from interview_core.config import Settings
@@ -21,11 +22,11 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class Placement:
+    """Where a session's frame stream is served."""
+
     worker: str
     host: str
     port: int
-    key: str
-    ended: bool
 
 
 def _translate(exc: BaseException) -> PlatformError:
@@ -51,7 +52,6 @@ class Cluster:
     def __init__(self, settings: Settings) -> None:
         self._settings = settings
         self._pool: Any = None
-        self._workers: dict[str, Any] = {}
 
     async def pool(self) -> Any:
         if self._pool is None:
@@ -70,15 +70,21 @@ class Cluster:
             raise _translate(exc) from None
 
     async def place(self, session_id: str) -> Placement:
+        """Places the session on an actor (or finds where it is): one call to the pool."""
         pool = await self.pool()
         try:
-            name, handle = await pool.acquire.remote(session_id)
-            self._workers[name] = handle
-            info = await handle.attach.remote(session_id)
+            name, host, port = await pool.acquire.remote(session_id)
         except (RayError, PlatformError) as exc:
             self._pool = None if isinstance(exc, RayActorError) else self._pool
             raise _translate(exc) from None
-        return Placement(name, info["host"], info["port"], info["key"], info["ended"])
+        return Placement(name, host, port)
+
+    async def remember_secret(self, session_id: str, token_id: str) -> None:
+        """A client secret that opened an interview stays good for reconnecting to it."""
+        await asyncio.to_thread(registry.remember_secret, self._settings.ray_namespace, session_id, token_id)
+
+    async def secret_opened(self, session_id: str, token_id: str) -> bool:
+        return await asyncio.to_thread(registry.secret_opened, self._settings.ray_namespace, session_id, token_id)
 
     async def stats(self) -> dict[str, int]:
         pool = await self.pool()

@@ -131,8 +131,7 @@ class InterviewFlow:
         actions: list[Action] = [self.progress(now)] if self._started else []
         if not self._started:
             self._started = True
-            opening = f"Hello, and welcome to your interview for the role of {self.role}. "
-            actions += self._ask(audio_ms, prefix=opening)
+            actions += self._ask(audio_ms, prefix=self._opening)
         elif self._cut_off is not None:
             cut, self._cut_off = self._cut_off, None
             actions += self._say(audio_ms, cut.text, cut.question_index, cut.final, reuse_id=cut.item_id)
@@ -254,6 +253,14 @@ class InterviewFlow:
             if record.speaker == "interviewer":
                 self.next_question = max(self.next_question, _question_in(record.text, self.questions) + 1)
         self._started = bool(records)
+
+    @property
+    def _opening(self) -> str:
+        return f"Hello, and welcome to your interview for the role of {self.role}. "
+
+    def first_words(self) -> str | None:
+        """What the interviewer says first when a new candidate connects (None once started)."""
+        return None if self._started or not self.questions else self._opening + self.questions[0]
 
     # -- internals ------------------------------------------------------------------------------
     def _new_item_id(self) -> str:

@@ -1,9 +1,13 @@
-"""The warm pool: one detached actor per cluster that keeps idle interview actors ready,
-assigns them to sessions, and takes them back when interviews end.
+"""The warm pool: one detached actor per cluster that keeps interview actors ready, places
+sessions on them, and takes the places back when interviews end.
 
-Idle actors cost CPU (Ray wakes each one's core worker every 10 ms), so the pool keeps only
-`warm_actors` idle; above that, returned actors are stopped. Assignments live in the registry
-(Ray's key-value store), so a restarted pool or another edge finds them.
+An actor serves up to `interviews_per_actor` interviews. The pool keeps `warm_interviews` free
+places, so a burst that size starts without waiting for a process, and packs sessions onto the
+fullest actor that has room, so that idle actors (each costs CPU: Ray wakes every actor process
+every 10 ms) stay idle and can be stopped. Bindings live in the registry (Ray's key-value
+store), so a restarted pool, another edge or a restarted actor finds them; the pool also asks
+busy actors now and then to resume what the registry says they serve, which is how a crashed
+actor's interviews come back even before their candidates do.
 """
 
 from __future__ import annotations
@@ -36,11 +40,25 @@ class InterviewPool:
     def __init__(self, env: dict[str, str]) -> None:
         self._env = env
         self.settings = Settings.from_env(env)
-        self._idle: list[str] = []
-        self._busy: dict[str, str] = registry.all_sessions(self.settings.ray_namespace)  # session -> worker
+        ns = self.settings.ray_namespace
+        self._busy: dict[str, str] = registry.all_sessions(ns)  # session -> worker
+        self._load: dict[str, int] = dict.fromkeys(registry.all_workers(ns), 0)  # worker -> sessions
+        for worker in self._busy.values():
+            self._load[worker] = self._load.get(worker, 0) + 1
         self._handles: dict[str, Any] = {}
+        self._addresses: dict[str, tuple[str, int]] = {}
         self._spawning = 0
-        self._refill: asyncio.Task[None] | None = None
+        self._waiting = 0  # placements waiting for an actor with room
+        self._room = asyncio.Condition()
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._supervisor: asyncio.Task[None] | None = None
+
+    @property
+    def _per_actor(self) -> int:
+        return self.settings.interviews_per_actor
+
+    def _free(self) -> int:
+        return sum(self._per_actor - n for n in self._load.values())
 
     def _handle(self, name: str) -> Any:
         if name not in self._handles:
@@ -51,75 +69,127 @@ class InterviewPool:
         name = f"interview-worker-{uuid.uuid4().hex[:12]}"
         handle = ray.remote(InterviewWorker).options(
             name=name, namespace=self.settings.ray_namespace, **WORKER_OPTIONS).remote(name, self._env)
-        await handle.endpoint.remote()  # started and listening
+        registry.add_worker(self.settings.ray_namespace, name)
         self._handles[name] = handle
+        try:
+            self._addresses[name] = await handle.warm.remote()  # listening, channel open, speech loaded
+        except Exception:
+            self._stop(name)
+            raise
+        self._load[name] = 0
         return name
 
-    async def _fill(self) -> None:
-        while len(self._idle) + self._spawning < self.settings.warm_actors:
-            self._spawning += 1
-            try:
-                self._idle.append(await self._spawn())
-            except Exception:
-                log.exception("could not start an interview actor")
-                await asyncio.sleep(1.0)
-            finally:
-                self._spawning -= 1
+    def _stop(self, name: str) -> None:
+        self._load.pop(name, None)
+        self._addresses.pop(name, None)
+        registry.remove_worker(self.settings.ray_namespace, name)
+        handle = self._handles.pop(name, None)
+        if handle is not None:
+            ray.kill(handle)
 
-    def _schedule_fill(self) -> None:
-        if self._refill is None or self._refill.done():
-            self._refill = asyncio.get_running_loop().create_task(self._fill())
+    def _ensure_capacity(self) -> None:
+        """Starts actors (in the background) until the free places, with those being started,
+        cover the warm target and every placement waiting for room: a burst beyond the warm
+        places starts one process per `interviews_per_actor` joins, not one per join."""
+        loop = asyncio.get_running_loop()
+        if self._supervisor is None:
+            self._supervisor = loop.create_task(self._supervise())
+        while self._free() + self._spawning * self._per_actor < self.settings.warm_interviews + self._waiting:
+            self._spawning += 1  # counted now, so the next caller in this loop turn sees it
+            task = loop.create_task(self._spawn_counted())
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def _spawn_counted(self) -> None:
+        try:
+            await self._spawn()
+        except Exception:
+            log.exception("could not start an interview actor")
+            await asyncio.sleep(1.0)  # then whoever still needs room asks again
+        finally:
+            self._spawning -= 1
+            async with self._room:
+                self._room.notify_all()
+
+    async def _room_for_one(self) -> str:
+        """An actor with room, waiting for one to start if every actor is full."""
+        self._waiting += 1
+        try:
+            async with asyncio.timeout(self.settings.actor_start_timeout_s):
+                while (name := self._choose()) is None:
+                    self._ensure_capacity()
+                    async with self._room:
+                        await self._room.wait()
+        except TimeoutError:
+            raise PlatformError(ErrorCode.UNAVAILABLE, "no interview actor could be started; retry") from None
+        finally:
+            self._waiting -= 1
+        return name
 
     async def ready(self) -> dict[str, int]:
-        """Waits until the warm pool is full."""
-        self._schedule_fill()
-        assert self._refill is not None
-        await self._refill
+        """Waits until the warm places are there."""
+        self._ensure_capacity()
+        async with self._room:
+            await self._room.wait_for(lambda: self._free() >= self.settings.warm_interviews)
         return await self.stats()
 
-    async def acquire(self, session_id: str) -> tuple[str, Any]:
-        """The actor serving this session, assigning an idle one if it has none yet."""
+    def _choose(self) -> str | None:
+        """The fullest actor with room: keeps the others idle, to be stopped when not needed."""
+        open_ = [(n, name) for name, n in self._load.items() if n < self._per_actor]
+        return max(open_)[1] if open_ else None
+
+    async def acquire(self, session_id: str) -> tuple[str, str, int]:
+        """Where this session is served (worker, host, port), placing it if it is not yet."""
         name = self._busy.get(session_id) or registry.worker_of(self.settings.ray_namespace, session_id)
         if name is None:
             if len(self._busy) >= self.settings.max_live_interviews:
                 raise PlatformError(ErrorCode.RATE_LIMITED, "at capacity: try again later")
-            name = self._idle.pop() if self._idle else await self._spawn()
+            name = self._choose() or await self._room_for_one()
             self._busy[session_id] = name
+            self._load[name] = self._load.get(name, 0) + 1
             registry.bind(self.settings.ray_namespace, session_id, name)
-            self._schedule_fill()
+            self._ensure_capacity()
         handle = self._handle(name)
         try:
-            await handle.assign.remote(session_id)
+            host, port = await handle.assign.remote(session_id)
         except RayTaskError as exc:
-            # The worker is fine (the session could not start, e.g. it is over): take it back.
-            registry.unbind(self.settings.ray_namespace, session_id, name)
+            # The worker is fine (the session could not start, e.g. it is over): take the place back.
             await self.release(name, session_id)
             raise exc.cause if isinstance(exc.cause, PlatformError) else exc from None
         except Exception:
-            registry.unbind(self.settings.ray_namespace, session_id, name)
-            self._busy.pop(session_id, None)
-            self._handles.pop(name, None)
-            ray.kill(handle)
+            log.exception("interview actor %s failed; stopping it", name)
+            for session in [s for s, w in self._busy.items() if w == name]:
+                await self.release(name, session)
+            self._stop(name)
             raise
-        return name, handle
+        self._addresses[name] = (host, port)
+        return name, host, port
 
     async def release(self, name: str, session_id: str) -> None:
-        if self._busy.get(session_id) == name:
-            del self._busy[session_id]
-        if len(self._idle) < self.settings.warm_actors:
-            self._idle.append(name)  # recycled: no new process for the next interview
-        else:
-            handle = self._handles.pop(name, None)
-            if handle is not None:
-                ray.kill(handle)
+        registry.unbind(self.settings.ray_namespace, session_id, name)
+        if self._busy.get(session_id) != name:
+            return
+        del self._busy[session_id]
+        self._load[name] = max(0, self._load.get(name, 1) - 1)
+        if self._load[name] == 0 and self._free() - self._per_actor >= self.settings.warm_interviews:
+            self._stop(name)  # enough room elsewhere: an idle process is not free
+
+    async def _supervise(self) -> None:
+        """Busy actors that Ray restarted resume their sessions even if no candidate returns."""
+        while True:
+            await asyncio.sleep(self.settings.supervise_interval_s)
+            busy = {w for w in self._busy.values()}
+            results = await asyncio.gather(*(self._handle(w).resume.remote() for w in busy),
+                                           return_exceptions=True)
+            for worker, result in zip(busy, results, strict=True):
+                if isinstance(result, BaseException):
+                    log.warning("interview actor %s did not answer the pool (%s)", worker, type(result).__name__)
 
     async def stats(self) -> dict[str, int]:
-        return {"idle": len(self._idle), "live": len(self._busy), "warm_target": self.settings.warm_actors,
+        return {"actors": len(self._load), "live": len(self._busy), "free": self._free(),
+                "interviews_per_actor": self._per_actor, "warm_target": self.settings.warm_interviews,
                 "max_live": self.settings.max_live_interviews}
 
     async def shutdown(self) -> None:
-        for name in list(self._idle) + list(self._busy.values()):
-            handle = self._handles.get(name)
-            if handle is not None:
-                ray.kill(handle)
-        self._idle.clear()
+        for name in list(self._load):
+            self._stop(name)

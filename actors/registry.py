@@ -1,8 +1,13 @@
 """Which actor serves which session, kept in Ray's key-value store (in the GCS), so it outlives
-any edge and the pool actor, and a restarted actor can find the session it was serving.
+any edge and the pool actor, and a restarted actor can find the sessions it was serving.
 
 Keys live in a key-value namespace named after the Ray namespace, so two deployments sharing a
-cluster never count each other's interviews.
+cluster never count each other's interviews:
+
+- `session/<session>` -> `<worker>`: where an interview lives;
+- `worker/<worker>/<session>`: what a worker serves (a restarted worker resumes these);
+- `pool/<worker>`: every worker the pool started, so a restarted pool adopts them;
+- `secret/<session>/<token id>`: client secrets that opened an interview.
 """
 
 from __future__ import annotations
@@ -18,15 +23,20 @@ def _key(*parts: str) -> bytes:
     return "/".join(parts).encode()
 
 
+def _list(namespace: str, prefix: bytes) -> list[str]:
+    keys = internal_kv._internal_kv_list(prefix, namespace=_ns(namespace)) or []
+    return [key.decode()[len(prefix):] for key in keys]
+
+
 def bind(namespace: str, session_id: str, worker: str) -> None:
     internal_kv._internal_kv_put(_key("session", session_id), worker.encode(), namespace=_ns(namespace))
-    internal_kv._internal_kv_put(_key("worker", worker), session_id.encode(), namespace=_ns(namespace))
+    internal_kv._internal_kv_put(_key("worker", worker, session_id), b"1", namespace=_ns(namespace))
 
 
 def unbind(namespace: str, session_id: str, worker: str) -> None:
     ns = _ns(namespace)
     internal_kv._internal_kv_del(_key("session", session_id), namespace=ns)
-    internal_kv._internal_kv_del(_key("worker", worker), namespace=ns)
+    internal_kv._internal_kv_del(_key("worker", worker, session_id), namespace=ns)
     internal_kv._internal_kv_del(_key("secret", session_id, ""), del_by_prefix=True, namespace=ns)
 
 
@@ -35,19 +45,30 @@ def worker_of(namespace: str, session_id: str) -> str | None:
     return value.decode() if value else None
 
 
-def session_of(namespace: str, worker: str) -> str | None:
-    value = internal_kv._internal_kv_get(_key("worker", worker), namespace=_ns(namespace))
-    return value.decode() if value else None
+def sessions_of(namespace: str, worker: str) -> list[str]:
+    return _list(namespace, _key("worker", worker, ""))
 
 
 def all_sessions(namespace: str) -> dict[str, str]:
     ns = _ns(namespace)
     out: dict[str, str] = {}
-    for key in internal_kv._internal_kv_list(b"session/", namespace=ns) or []:
-        worker = internal_kv._internal_kv_get(key, namespace=ns)
+    for session_id in _list(namespace, b"session/"):
+        worker = internal_kv._internal_kv_get(_key("session", session_id), namespace=ns)
         if worker:
-            out[key.decode().removeprefix("session/")] = worker.decode()
+            out[session_id] = worker.decode()
     return out
+
+
+def add_worker(namespace: str, worker: str) -> None:
+    internal_kv._internal_kv_put(_key("pool", worker), b"1", namespace=_ns(namespace))
+
+
+def remove_worker(namespace: str, worker: str) -> None:
+    internal_kv._internal_kv_del(_key("pool", worker), namespace=_ns(namespace))
+
+
+def all_workers(namespace: str) -> list[str]:
+    return _list(namespace, b"pool/")
 
 
 def remember_secret(namespace: str, session_id: str, token_id: str) -> None:

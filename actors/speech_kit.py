@@ -33,12 +33,13 @@ class OfflineSpeechKit:
 
     def synthesize(self, text: str, language: str) -> bytes:
         key = (text, language)
+        # One lock across synthesis: espeak runs one text at a time anyway, and ten interviews
+        # starting together on one template then synthesise its first question once, not ten times.
         with self._lock:
             if key in self._cache:
                 self._cache.move_to_end(key)
                 return self._cache[key]
-        pcm = self._synth.synthesize(text, voice=espeak_voice_for(language))
-        with self._lock:
+            pcm = self._synth.synthesize(text, voice=espeak_voice_for(language))
             self._cache[key] = pcm
             while len(self._cache) > self._cache_entries:
                 self._cache.popitem(last=False)

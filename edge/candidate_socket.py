@@ -21,7 +21,6 @@ from typing import TYPE_CHECKING
 from aiohttp import WSMsgType, web
 from prometheus_client import Counter, Gauge
 
-from actors import registry
 from actors.cluster import Placement
 from edge.candidate_tokens import ACCESS, CLIENT_SECRET, CandidateClaims
 from edge.http_errors import (
@@ -37,6 +36,7 @@ from interview.v1 import resources_pb2
 from interview_core import frame_stream as fs
 from interview_core import realtime_protocol as rt
 from interview_core.errors import ErrorCode, ErrorKind, PlatformError
+from interview_core.stream_keys import StreamKeys
 
 if TYPE_CHECKING:
     from edge.app import Edge
@@ -123,12 +123,32 @@ class CandidateSockets:
         self.edge = edge
         self._links: set[CandidateLink] = set()
         self._closing = False
+        self._keys = StreamKeys(edge.settings.secret_key)
+        self._placed: dict[str, tuple[Placement, float]] = {}  # session -> where, until when
+
+    async def pre_place(self, session_id: str) -> None:
+        """Places a session ahead of its join (a client secret was just made for it), so the join
+        itself is a TCP connect and a key. Failing here is not an error: the join places again."""
+        try:
+            placement = await self.edge.cluster.place(session_id)
+        except PlatformError as exc:
+            log.info("session %s not placed ahead of its join (%s)", session_id, exc.code.code)
+            return
+        now = time.monotonic()
+        self._placed = {s: p for s, p in self._placed.items() if p[1] > now}
+        self._placed[session_id] = (placement, now + self.edge.settings.client_secret_ttl_s)
+
+    async def _place(self, session_id: str) -> Placement:
+        cached = self._placed.pop(session_id, None)
+        if cached is not None and cached[1] > time.monotonic():
+            return cached[0]
+        return await self.edge.cluster.place(session_id)
 
     @property
     def live_count(self) -> int:
         return len(self._links)
 
-    def _authenticate(self, request: web.Request, session_id: str) -> CandidateClaims:
+    async def _authenticate(self, request: web.Request, session_id: str) -> CandidateClaims:
         token = credential_of(request)
         if token is None:
             raise PlatformError(ErrorCode.UNAUTHENTICATED, "missing credential")
@@ -137,8 +157,8 @@ class CandidateSockets:
         except PlatformError:
             claims = self.edge.tokens.verify(token, allow_expired=True)
             # An expired client secret still reconnects to the interview it opened.
-            if claims.kind != CLIENT_SECRET or not registry.secret_opened(
-                    self.edge.settings.ray_namespace, claims.session_id, claims.token_id):
+            if claims.kind != CLIENT_SECRET or not await self.edge.cluster.secret_opened(
+                    claims.session_id, claims.token_id):
                 raise
         if claims.kind not in (ACCESS, CLIENT_SECRET):
             raise PlatformError(ErrorCode.UNAUTHENTICATED, "invalid credential")
@@ -155,7 +175,7 @@ class CandidateSockets:
                 raise PlatformError(ErrorCode.PERMISSION_DENIED, "origin not allowed")
             if not session_id:
                 raise PlatformError(ErrorCode.INVALID_ARGUMENT, "call_id (the interview session id) is required")
-            claims = self._authenticate(request, session_id)
+            claims = await self._authenticate(request, session_id)
         except PlatformError as exc:
             REFUSED.labels(exc.code.code).inc()
             return error_response(exc)  # refused before the upgrade
@@ -167,7 +187,7 @@ class CandidateSockets:
             failure = PlatformError(ErrorCode.UNAVAILABLE, "edge restarting")
         else:
             try:
-                placement = await self.edge.cluster.place(session_id)
+                placement = await self._place(session_id)
             except PlatformError as exc:
                 failure = exc
         if failure is not None and failure.code.kind not in (ErrorKind.RESOURCE_EXHAUSTED, ErrorKind.UNAVAILABLE,
@@ -186,9 +206,12 @@ class CandidateSockets:
                 await ws.close(code=code, message=failure.message.encode()[:120])
             return ws
         assert placement is not None
-        if claims.kind == CLIENT_SECRET:
-            registry.remember_secret(settings.ray_namespace, session_id, claims.token_id)
+        if claims.kind == CLIENT_SECRET:  # recorded while the stream opens, not before
+            remembering = asyncio.create_task(self.edge.cluster.remember_secret(session_id, claims.token_id))
         await self._serve(ws, placement, session_id)
+        if claims.kind == CLIENT_SECRET:
+            with contextlib.suppress(Exception):
+                await remembering
         return ws
 
     async def _end_reason(self, session_id: str) -> rt.InterviewEndReason:
@@ -206,9 +229,14 @@ class CandidateSockets:
         try:
             await loop.create_connection(lambda: link.proto, placement.host, placement.port)
         except OSError:
-            await ws.close(code=WS_INTERNAL, message=b"interview actor unreachable")
-            return
-        link.proto.send(fs.encode_frame(fs.HELLO, placement.key.encode()))
+            try:  # the actor moved (restarted on a new port): ask the pool where it is now
+                placement = await self.edge.cluster.place(session_id)
+                await loop.create_connection(lambda: link.proto, placement.host, placement.port)
+            except (OSError, PlatformError):
+                await ws.close(code=WS_INTERNAL, message=b"interview actor unreachable")
+                return
+        key = self._keys.mint(session_id, settings.attach_key_ttl_s)
+        link.proto.send(fs.encode_frame(fs.HELLO, key.encode()))
         self._links.add(link)
         LIVE.inc()
         writer = asyncio.create_task(link.pump_out())

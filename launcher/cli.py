@@ -18,7 +18,7 @@ log = logging.getLogger("interview")
 def _settings(args: argparse.Namespace) -> Settings:
     overrides: dict[str, Any] = {}
     for name in ("data_dir", "control_host", "control_port", "edge_host", "edge_port", "embedded_pg_port",
-                 "embedded_ray_port", "warm_actors"):
+                 "embedded_ray_port", "warm_interviews", "interviews_per_actor"):
         value = getattr(args, name, None)
         if value is not None:
             overrides[name] = Path(value) if name == "data_dir" else value
@@ -39,8 +39,10 @@ def _add_addresses(p: argparse.ArgumentParser) -> None:
                    help="embedded PostgreSQL port (INTERVIEW_EMBEDDED_PG_PORT, default 54329)")
     p.add_argument("--ray-port", dest="embedded_ray_port", type=int,
                    help="local Ray head port (INTERVIEW_EMBEDDED_RAY_PORT, default 6389)")
-    p.add_argument("--warm-actors", type=int,
-                   help="idle interview actors kept ready (INTERVIEW_WARM_ACTORS, default 8)")
+    p.add_argument("--warm-interviews", type=int,
+                   help="interviews that can start without a process start (INTERVIEW_WARM_INTERVIEWS, default 50)")
+    p.add_argument("--interviews-per-actor", type=int,
+                   help="interviews one actor process serves (INTERVIEW_INTERVIEWS_PER_ACTOR, default 10)")
 
 
 def cmd_up(args: argparse.Namespace) -> int:
@@ -153,6 +155,11 @@ def build_parser() -> argparse.ArgumentParser:
                           "the bench (try `interview bench-live -- --help`).")
     live.add_argument("bench_args", nargs=argparse.REMAINDER)
     live.set_defaults(func=cmd_bench_live)
+
+    from launcher import admin, demo
+
+    admin.register(sub)  # tenants, keys, templates, candidates, invite, sessions, transcript, watch
+    demo.register(sub)  # demo, say
     return parser
 
 

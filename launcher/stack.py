@@ -56,6 +56,29 @@ def prepare_database(settings: Settings, *, keep_running: bool,
     return settings, applied, stop
 
 
+def start_stack(settings: Settings, supervisor: Supervisor) -> Settings:
+    """Starts the database (embedded unless configured), a Ray head (unless RAY_ADDRESS is set), the
+    control service and the edge under `supervisor`; returns the settings they run with. Used by
+    `interview up` and by `interview demo` when no stack is running."""
+    settings, _, _ = prepare_database(settings, keep_running=True, supervisor=supervisor)
+    if not settings.ray_address:
+        head = RayHead(port=settings.embedded_ray_port, temp_dir=short_temp_dir(settings.data_dir))
+        head.temp_dir.mkdir(parents=True, exist_ok=True)
+        supervisor.start(Child("ray", head.command(), lambda p: head.wait_ready(90, p),
+                               env={**_base_env(), "RAY_USAGE_STATS_ENABLED": "0"}, stop_timeout_s=3.0))
+        settings = settings.replace(ray_address=head.address)
+    env = {**_base_env(), **settings.to_env()}
+    supervisor.start(Child(
+        "control", [sys.executable, "-m", "launcher.cli", "control"],
+        lambda p: wait_for_port(settings.control_host, settings.control_port, 60, p),
+        env=env, show_on_console=_worth_showing))
+    supervisor.start(Child(
+        "edge", [sys.executable, "-m", "launcher.cli", "edge"],
+        lambda p: wait_for_port(settings.edge_host, settings.edge_port, 180, p),
+        env=env, show_on_console=_worth_showing))
+    return settings
+
+
 def run_stack(settings: Settings) -> int:
     supervisor = Supervisor(settings.data_dir / "logs")
     stop_requested = False
@@ -67,22 +90,7 @@ def run_stack(settings: Settings) -> int:
     signal.signal(signal.SIGTERM, request_stop)
     signal.signal(signal.SIGINT, request_stop)
     try:
-        settings, _, _ = prepare_database(settings, keep_running=True, supervisor=supervisor)
-        if not settings.ray_address:
-            head = RayHead(port=settings.embedded_ray_port, temp_dir=short_temp_dir(settings.data_dir))
-            head.temp_dir.mkdir(parents=True, exist_ok=True)
-            supervisor.start(Child("ray", head.command(), lambda p: head.wait_ready(90, p),
-                                   env={**_base_env(), "RAY_USAGE_STATS_ENABLED": "0"}, stop_timeout_s=3.0))
-            settings = settings.replace(ray_address=head.address)
-        env = {**_base_env(), **settings.to_env()}
-        supervisor.start(Child(
-            "control", [sys.executable, "-m", "launcher.cli", "control"],
-            lambda p: wait_for_port(settings.control_host, settings.control_port, 60, p),
-            env=env, show_on_console=_worth_showing))
-        supervisor.start(Child(
-            "edge", [sys.executable, "-m", "launcher.cli", "edge"],
-            lambda p: wait_for_port(settings.edge_host, settings.edge_port, 180, p),
-            env=env, show_on_console=_worth_showing))
+        settings = start_stack(settings, supervisor)
         _banner(settings)
         while not stop_requested:
             supervisor.poll()
@@ -117,7 +125,8 @@ def _banner(settings: Settings) -> None:
         f"  control service (gRPC)  {settings.control_address}\n"
         f"  edge (HTTP, WebSocket)  http://{settings.edge_host}:{settings.edge_port}"
         f"  (candidates: /v1/realtime?call_id=<session>)\n"
-        f"  ray                     {settings.ray_address} ({settings.warm_actors} warm interview actors)\n"
+        f"  ray                     {settings.ray_address} ({settings.warm_interviews} interviews ready to start, "
+        f"{settings.interviews_per_actor} per actor process)\n"
         f"  invitation links        {settings.invite_base_url}/i/<token>\n"
         f"  database                {db} (service role: interview_service)\n"
         f"  email                   {'SendGrid' if settings.sendgrid_api_key else 'outbox only: `interview outbox`'}\n"

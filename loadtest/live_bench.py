@@ -42,6 +42,7 @@ import argparse
 import asyncio
 import base64
 import contextlib
+import gc
 import json
 import math
 import multiprocessing
@@ -110,7 +111,8 @@ class CandidateSpec:
 class CandidateResult:
     session_id: str
     join_ms: float | None = None
-    upgrade_ms: float | None = None  # of which: until the WebSocket upgrade (the edge places the session first)
+    upgrade_ms: float | None = None  # of which: until the WebSocket upgrade
+    secret_ms: float | None = None  # the client secret before it (the edge places the session then)
     frames_sent: int = 0
     frames_in_window: int = 0
     frames_skipped: int = 0  # the sender fell more than MAX_BEHIND_S behind: never sent, not counted
@@ -155,6 +157,7 @@ class Candidate:
         self._clips = clips
         self._rng = rng
         self._url = f"{base_url}/v1/realtime?call_id={spec.session_id}"
+        self._secret_url = f"{base_url.replace('ws://', 'http://', 1)}/v1/realtime/client_secrets"
         self.ws: Any = None
         self.speech: list[str] = []  # frames still to say (reversed: pop() from the end)
         self.voiced_left = 0  # frames until the answer's last voiced frame has been sent
@@ -172,9 +175,22 @@ class Candidate:
         self._answer: asyncio.TimerHandle | None = None
 
     async def join(self, http: Any) -> None:
+        # As the SDK does: a client secret (where the edge places the session), then the socket.
         t0 = time.perf_counter()
         try:
-            self.ws = await http.ws_connect(self._url, headers={"Authorization": f"Bearer {self.spec.token}"},
+            async with http.post(self._secret_url, headers={"Authorization": f"Bearer {self.spec.token}"},
+                                 json={}) as resp:
+                body = await resp.json()
+                if resp.status != 200:
+                    raise RuntimeError(f"{resp.status} {body}")
+            secret = str(body["value"])
+            self.result.secret_ms = (time.perf_counter() - t0) * 1000
+        except Exception as exc:
+            self.result.error = f"client secret: {type(exc).__name__}: {exc}"
+            return
+        t0 = time.perf_counter()
+        try:
+            self.ws = await http.ws_connect(self._url, headers={"Authorization": f"Bearer {secret}"},
                                             autoping=True, compress=0, timeout=120, max_msg_size=0)
             self.result.upgrade_ms = (time.perf_counter() - t0) * 1000
         except Exception as exc:
@@ -379,6 +395,7 @@ async def _load(specs: list[CandidateSpec], clip_pcm: list[bytes], base_url: str
     clips = [(_frames_of(pcm) + [SILENCE_MSG] * 5, last_voiced(pcm)) for pcm in clip_pcm]
     rng = random.Random(seed)
     candidates = [Candidate(s, clips, random.Random(rng.random()), base_url) for s in specs]
+    gc.freeze()  # as the edge and the actors do: no full-collection stalls in the candidates' pace
     connector = aiohttp.TCPConnector(limit=0, force_close=True)
     async with aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=None)) as http:
         conn.send(("ready", None))
@@ -442,7 +459,7 @@ class PrivateStack:
     """`interview up` as a subprocess in its own temporary data directory, on free ports."""
 
     workdir: Path
-    warm_actors: int
+    warm_interviews: int
     max_live: int | None = None
     proc: subprocess.Popen[bytes] | None = None
     ports: dict[str, int] = field(default_factory=dict)
@@ -474,7 +491,7 @@ class PrivateStack:
         return [sys.executable, "-m", "launcher.cli", "up", "--data-dir", str(self.data_dir),
                 "--control-port", str(self.ports["control"]), "--edge-port", str(self.ports["edge"]),
                 "--pg-port", str(self.ports["pg"]), "--ray-port", str(self.ports["ray"]),
-                "--warm-actors", str(self.warm_actors)]
+                "--warm-interviews", str(self.warm_interviews)]
 
     def start(self, timeout_s: float = 300.0) -> None:
         from launcher.embedded_postgres import free_port
@@ -658,13 +675,6 @@ class _RayDriver:
         return sorted(a["name"] for a in named
                       if a.get("namespace") == "interview" and a["name"].startswith("interview-worker-"))
 
-    def place(self, session_ids: list[str]) -> float:
-        """Assigns these sessions to actors now (what the edge does on a candidate's first
-        connection); returns the seconds it took."""
-        t0 = time.monotonic()
-        self._ray.get([self.pool.acquire.remote(sid) for sid in session_ids], timeout=600)
-        return time.monotonic() - t0
-
     def workers(self) -> dict[str, tuple[int, dict[str, Any]]]:
         """name -> (pid, stats()) for every interview actor alive now."""
         ray = self._ray
@@ -742,9 +752,6 @@ class RayView:
     def _call(self, method: str, *args: Any, timeout_s: float = 120) -> Any:
         self._conn.send((method, args))
         return self._result(timeout_s)
-
-    def place(self, session_ids: list[str]) -> float:
-        return float(self._call("place", session_ids, timeout_s=660))
 
     def pool_stats(self) -> dict[str, int]:
         return dict(self._call("pool_stats"))
@@ -839,14 +846,13 @@ class Options:
     joins: int
     duration_s: float
     load_procs: int
-    warm_actors: int
+    warm_interviews: int
     audio_dir: Path
     json_path: Path | None
     keep: bool
     seed: int
     profile: bool = False
     answers: bool = True
-    pre_place: bool = False
 
 
 def parse_args(argv: list[str] | None) -> Options:
@@ -856,7 +862,8 @@ def parse_args(argv: list[str] | None) -> Options:
     p.add_argument("--joins", type=int, help="candidates joining at once in the burst (default 50; --quick: 10)")
     p.add_argument("--duration", type=float, help="seconds of the hold (default 60; --quick: 10)")
     p.add_argument("--quick", action="store_true", help="a CI-size run: 20 interviews, joins of 10, 10 s")
-    p.add_argument("--warm-actors", type=int, help="the warm pool (default: the join burst size)")
+    p.add_argument("--warm-interviews", type=int,
+                   help="interviews the pool keeps ready to start (default: the join burst size)")
     p.add_argument("--load-procs", type=int, default=2, help="load generator processes (default 2)")
     p.add_argument("--audio-dir", type=Path, default=Path(os.environ.get("INTERVIEW_BENCH_AUDIO", DEFAULT_AUDIO_DIR)),
                    help="candidate speech, PCM16 24 kHz mono WAV files (default shared/audio)")
@@ -869,10 +876,6 @@ def parse_args(argv: list[str] | None) -> Options:
     p.add_argument("--no-answers", dest="answers", action="store_false",
                    help="candidates stream silence only (the interviewer asks its first question and waits): "
                    "isolates the cost of the audio path from the conversation's")
-    p.add_argument("--pre-place", action="store_true",
-                   help="what-if, not the product's behaviour today: assign the burst's sessions to their actors "
-                   "through the pool before they connect (as if the edge placed a session when its invitation is "
-                   "redeemed), so the join burst measures only the WebSocket path")
     p.add_argument("--seed", type=int, default=1)
     a = p.parse_args(argv)
     interviews = a.interviews if a.interviews is not None else (20 if a.quick else 100)
@@ -881,9 +884,9 @@ def parse_args(argv: list[str] | None) -> Options:
     if interviews < 1 or joins < 1 or duration <= 0 or a.load_procs < 1:
         p.error("interviews, joins, duration and load processes must be positive")
     joins = min(joins, interviews)
-    warm = a.warm_actors if a.warm_actors is not None else joins
+    warm = a.warm_interviews if a.warm_interviews is not None else joins
     return Options(interviews, joins, duration, min(a.load_procs, interviews), warm, a.audio_dir,
-                   a.json_path, a.keep or a.profile, a.seed, a.profile, a.answers, a.pre_place)
+                   a.json_path, a.keep or a.profile, a.seed, a.profile, a.answers)
 
 
 def start_profiles(out_dir: Path, procs: dict[int, tuple[str, float, float]], live_pids: set[int],
@@ -988,7 +991,7 @@ def run(opts: Options, command: str) -> tuple[int, dict[str, Any]]:
     workdir = Path(tempfile.mkdtemp(prefix="interview-live-bench-"))
     # The pool must admit every interview: raise the cap only when the run needs more.
     max_live = opts.interviews if opts.interviews > 120 else None
-    stack = PrivateStack(workdir, warm_actors=opts.warm_actors, max_live=max_live)
+    stack = PrivateStack(workdir, warm_interviews=opts.warm_interviews, max_live=max_live)
     coord = Coordinator(opts)
     view: RayView | None = None
     figures: dict[str, Any] = {"command": command}
@@ -997,7 +1000,7 @@ def run(opts: Options, command: str) -> tuple[int, dict[str, Any]]:
         print(f"live bench: {opts.interviews} interviews, join burst of {opts.joins}, hold {opts.duration_s:g} s, "
               f"{opts.load_procs} load processes", flush=True)
         print(f"interviewer: offline (embedded default); offline transcription: OFF; "
-              f"warm actor pool: {opts.warm_actors}; candidate speech: "
+              f"interviews ready to start: {opts.warm_interviews}; candidate speech: "
               f"{f'{len(clips)} recordings' if clips else 'none (--no-answers: silence only)'}", flush=True)
         t0 = time.monotonic()
         print(f"starting a private stack (`interview up` in {workdir})...", flush=True)
@@ -1019,12 +1022,6 @@ def run(opts: Options, command: str) -> tuple[int, dict[str, Any]]:
               "(above the stack's priority where allowed, so a saturated stack cannot slow the candidates' pace)",
               flush=True)
         figures["load_nice"] = sorted(niceness)
-
-        if opts.pre_place:
-            took = view.place([spec.session_id for spec in specs if spec.burst])
-            print(f"  --pre-place (what-if): {opts.joins} sessions assigned to actors in {took:.1f} s before the burst",
-                  flush=True)
-            time.sleep(2.0)
 
         # (a) the join burst
         print(f"join burst: {opts.joins} candidates connect at once...", flush=True)
@@ -1052,12 +1049,12 @@ def run(opts: Options, command: str) -> tuple[int, dict[str, Any]]:
         pool = view.pool_stats()
         while time.monotonic() < deadline:
             pool = view.pool_stats()
-            if pool["live"] >= opts.interviews and pool["idle"] >= opts.warm_actors:
+            if pool["live"] >= opts.interviews and pool["free"] >= opts.warm_interviews:
                 break
             time.sleep(1.0)
         print(f"  pool: {pool}", flush=True)
         workers = view.workers()
-        live_pids = {pid for pid, stats in workers.values() if stats.get("live")}
+        live_pids = {pid for pid, stats in workers.values() if stats.get("lives")}
         time.sleep(2.0)
 
         # (b) the hold
@@ -1085,10 +1082,10 @@ def run(opts: Options, command: str) -> tuple[int, dict[str, Any]]:
         # Before anything closes: what every actor received, and what the actors weigh.
         workers = view.workers()
         pool_end = view.pool_stats()
-        received = {stats["live"]["session_id"]: int(stats["live"]["frames_in"])
-                    for _pid, stats in workers.values() if stats.get("live")}
-        live_pids = {pid for pid, stats in workers.values() if stats.get("live")}
-        idle_pids = [pid for pid, stats in workers.values() if not stats.get("live")]
+        received = {live["session_id"]: int(live["frames_in"])
+                    for _pid, stats in workers.values() for live in stats.get("lives", [])}
+        live_pids = {pid for pid, stats in workers.values() if stats.get("lives")}
+        idle_pids = [pid for pid, stats in workers.values() if not stats.get("lives")]
         live_uss, live_rss = memory_of(sorted(live_pids))
         idle_uss, _ = memory_of(idle_pids)
         edge_rss = sum(p.memory_info().rss for p in stack.processes()
@@ -1118,16 +1115,18 @@ def run(opts: Options, command: str) -> tuple[int, dict[str, Any]]:
         accounted = sum(cpu.values())
         in_window = sum(r.frames_in_window for r in results)
         expected_window = opts.interviews * opts.duration_s / FRAME_S
-        n_live = max(1, len(live_pids))
+        n_live = max(1, len(received))  # interviews, not processes: an actor serves several
 
         figures.update({
             "interviews": opts.interviews, "joins": opts.joins, "duration_s": opts.duration_s,
-            "warm_actors": opts.warm_actors, "transcription": False, "answers": opts.answers,
-            "pre_place": opts.pre_place,
+            "warm_interviews": opts.warm_interviews, "interviews_per_actor": pool0.get("interviews_per_actor"),
+            "transcription": False, "answers": opts.answers,
             "load_procs": opts.load_procs,
             "machine": _machine(), "versions": _versions(),
             "join_p50_ms": percentile(joins, 50), "join_p99_ms": percentile(joins, 99),
             "join_max_ms": joins[-1] if joins else float("nan"), "joined": len(joins),
+            "secret_p50_ms": percentile(sorted(r.secret_ms for r in burst if r.secret_ms is not None), 50),
+            "secret_p99_ms": percentile(sorted(r.secret_ms for r in burst if r.secret_ms is not None), 99),
             "join_upgrade_p50_ms": percentile(sorted(r.upgrade_ms for r in burst if r.upgrade_ms is not None), 50),
             "ramp_join_p50_ms": percentile(sorted(r.join_ms for r in ramp if r.join_ms), 50),
             "ramp_join_max_ms": max((r.join_ms for r in ramp if r.join_ms), default=float("nan")),
@@ -1186,19 +1185,20 @@ def report(f: dict[str, Any]) -> bool:
           f"join burst of {f['joins']}")
     print(f"machine:   {f['machine']}")
     print(f"versions:  {f['versions']}")
-    print(f"settings:  embedded defaults, offline interviewer; offline transcription OFF; warm actor pool "
-          f"{f['warm_actors']}; load generator: {f['load_procs']} processes (nice "
+    print(f"settings:  embedded defaults, offline interviewer; offline transcription OFF; "
+          f"{f['interviews_per_actor']} interviews per actor process, {f['warm_interviews']} ready to start; "
+          f"load generator: {f['load_procs']} processes (nice "
           f"{','.join(map(str, f.get('load_nice', [])))}), asyncio + aiohttp, one append per 20 ms per candidate")
     speech = ("candidates answer every question with recorded speech, silence otherwise" if f["answers"]
               else "none: candidates stream silence only (--no-answers)")
     print(f"speech:    {speech}")
-    if f["pre_place"]:
-        print("what-if:   --pre-place: the burst's sessions were assigned to actors before they connected")
     print()
     rows = [
         ("join burst: connect -> session.created", f"p50 {f['join_p50_ms']:.1f} ms   p99 {f['join_p99_ms']:.1f} ms"
          f"   max {f['join_max_ms']:.1f} ms   ({f['joined']}/{f['joins']} joined; upgrade p50 "
          f"{f['join_upgrade_p50_ms']:.1f} ms)"),
+        ("  before it: the client secret (places it)", f"p50 {f['secret_p50_ms']:.1f} ms   p99 "
+         f"{f['secret_p99_ms']:.1f} ms"),
         ("later joins (actor started on demand)", f"p50 {f['ramp_join_p50_ms']:.0f} ms   max "
          f"{f['ramp_join_max_ms']:.0f} ms" if f["interviews"] > f["joins"] else "none (all joined in the burst)"),
         ("audio frames sent by candidates", f"{f['frames_sent']:,}  ({f['frames_in_window']:,} in the window, "
@@ -1217,15 +1217,15 @@ def report(f: dict[str, Any]) -> bool:
          f"{f['turn_p99_ms']:.0f} ms   ({f['turns_timed']} turns; includes the 500 ms end-of-turn silence)"
          if f["turns_timed"] else "no answer ended inside the window"),
         ("memory per live interview (actor process)", f"USS {f['uss_per_interview_mib']:.1f} MiB   RSS "
-         f"{f['rss_per_interview_mib']:.1f} MiB   ({f['live_actors']} live actors; idle actors "
+         f"{f['rss_per_interview_mib']:.1f} MiB   ({f['live_actors']} busy actor processes; idle ones "
          f"{f['uss_per_idle_actor_mib']:.1f} MiB USS each; edge RSS {f['edge_rss_mib']:.0f} MiB)"),
         ("CPU over the hold, cores (1.0 = one core)", f"machine busy {f['cpu_machine_cores']:.2f} of "
          f"{len(os.sched_getaffinity(0))}"),
         ("  load generator (+ coordinator)", f"{load:.2f}"),
         ("  edge", f"{cpu.get('edge', 0.0):.2f}"),
-        ("  interview actors, live", f"{cpu.get('actors (live)', 0.0):.2f}  ({f['live_actors']} processes, "
-         f"{cpu.get('actors (live)', 0.0) / max(1, f['live_actors']) * 1000:.1f} ms CPU/s each)"),
-        ("  interview actors, idle warm pool", f"{cpu.get('actors (idle)', 0.0):.2f}  ({f['idle_actors']} processes)"),
+        ("  interview actors, busy", f"{cpu.get('actors (live)', 0.0):.2f}  ({f['live_actors']} processes, "
+         f"{cpu.get('actors (live)', 0.0) / max(1, f['interviews']) * 1000:.1f} ms CPU/s per interview)"),
+        ("  interview actors, idle", f"{cpu.get('actors (idle)', 0.0):.2f}  ({f['idle_actors']} processes)"),
         ("  other", f"{other:.2f}  (Ray {cpu.get('ray', 0.0):.2f}, pool actor {cpu.get('pool', 0.0):.2f}, "
          f"control {cpu.get('control', 0.0):.2f}, postgres {cpu.get('postgres', 0.0):.2f})"),
         ("  kernel interrupts (loopback network)", f"{f['cpu_irq_cores']:.2f}"),

@@ -242,7 +242,7 @@ def ray_head(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 def live_settings(base_settings: Settings, control: RunningControl, ray_head: str) -> Settings:
     return base_settings.replace(
         control_port=control.port, ray_address=ray_head, ray_namespace="interview-tests",
-        edge_port=0, warm_actors=2, abandon_grace_s=5.0, audio_rate_factor=50.0, turn_silence_ms=500)
+        edge_port=0, warm_interviews=2, abandon_grace_s=5.0, audio_rate_factor=50.0, turn_silence_ms=500)
 
 
 @pytest.fixture(scope="session")
@@ -252,3 +252,79 @@ async def edge(live_settings: Settings) -> AsyncIterator[object]:
     running = await start_edge(live_settings)
     yield running
     await running.stop()
+
+
+# -- the `interview` command (admin commands, demo): a data directory as `interview up` leaves it ---
+
+CLI_ENV_CLEARED = ("INTERVIEW_TENANT_API_KEY", "INTERVIEW_ADMIN_TOKEN", "INTERVIEW_CONTROL_ADDRESS",
+                   "INTERVIEW_CONTROL_HOST", "INTERVIEW_CONTROL_PORT", "INTERVIEW_DATA_DIR", "INTERVIEW_EDGE_HOST",
+                   "INTERVIEW_EDGE_PORT", "OPENAI_API_KEY")
+
+
+@dataclass(frozen=True)
+class CliResult:
+    code: int
+    out: str
+    err: str
+
+
+@dataclass(frozen=True)
+class CliHome:
+    """A data directory holding the admin token, as `interview up` writes it, beside the test
+    run's control service: with INTERVIEW_DATA_DIR and INTERVIEW_CONTROL_PORT set, no flag is needed."""
+
+    data_dir: Path
+    control_port: int
+
+    def env(self, **extra: str) -> dict[str, str]:
+        """The variables a command on this machine would have (for run_cli and subprocesses)."""
+        return {"INTERVIEW_DATA_DIR": str(self.data_dir), "INTERVIEW_CONTROL_PORT": str(self.control_port), **extra}
+
+    def subprocess_env(self, **extra: str) -> dict[str, str]:
+        import os
+
+        base = {k: v for k, v in os.environ.items()
+                if not k.startswith("INTERVIEW_") and k not in ("OPENAI_API_KEY", "DATABASE_URL", "RAY_ADDRESS")}
+        return {**base, **self.env(**extra)}
+
+
+@pytest.fixture(scope="session")
+def cli_home(base_settings: Settings, control: RunningControl, tmp_path_factory: pytest.TempPathFactory) -> CliHome:
+    import json
+
+    data_dir = tmp_path_factory.mktemp("cli-home")
+    (data_dir / "credentials.json").write_text(json.dumps({"admin_token": base_settings.admin_token}))
+    return CliHome(data_dir, control.port)
+
+
+async def run_cli(argv: list[str], env: dict[str, str] | None = None) -> CliResult:
+    """`interview ARGV` in this process, in a thread (the control service and the edge run on this
+    event loop), with stdout and stderr captured and only `env` of the CLI's variables set."""
+    import asyncio
+    import contextlib
+    import io
+    import os
+
+    from launcher.cli import main
+
+    def call() -> CliResult:
+        out, err = io.StringIO(), io.StringIO()
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            try:
+                code = main(argv)
+            except SystemExit as exc:  # argparse: --help, usage errors
+                code = exc.code if isinstance(exc.code, int) else 1
+        return CliResult(code, out.getvalue(), err.getvalue())
+
+    saved = {name: os.environ.get(name) for name in (*CLI_ENV_CLEARED, *(env or {}))}
+    for name in CLI_ENV_CLEARED:
+        os.environ.pop(name, None)
+    os.environ.update(env or {})
+    try:
+        return await asyncio.to_thread(call)
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value

@@ -820,7 +820,7 @@ async def other_namespace(live_settings: Settings) -> AsyncIterator[Settings]:
     from actors.interview_actor import POOL_NAME
 
     settings = live_settings.replace(edge_port=0, ray_namespace=f"interview-tests-{uuid.uuid4().hex[:8]}",
-                                     warm_actors=0, max_live_interviews=1)
+                                     warm_interviews=0, max_live_interviews=1)
     yield settings
     try:
         pool = ray.get_actor(POOL_NAME, namespace=settings.ray_namespace)
@@ -905,8 +905,8 @@ async def test_coming_back_to_an_ended_interview(world: TenantWorld, http: aioht
             assert live.events[0]["reason"] == "ended_by_tenant"
         stats = await edge.edge.cluster.stats()
         alive = workers_in(other_namespace.ray_namespace)
-        assert len(alive) <= stats["idle"], (
-            f"{len(alive)} interview actors alive, {stats['idle']} of them idle in the pool: each attempt left "
-            "one running that the pool no longer tracks")
+        assert stats["live"] == 0 and len(alive) <= stats["actors"], (
+            f"{len(alive)} interview actors alive, the pool tracks {stats['actors']}, serving {stats['live']}: "
+            "an attempt left an actor running that the pool no longer tracks, or a place taken")
     finally:
         await edge.stop()

@@ -154,7 +154,7 @@ async def test_tenant_ends_a_live_interview(world: TenantWorld, edge: RunningEdg
 async def test_offline_transcription_hears_real_words(world: TenantWorld, live_settings: Settings) -> None:
     # Its own pool (another Ray namespace), with transcription on.
     settings = live_settings.replace(edge_port=0, offline_transcription=True, ray_namespace="interview-tests-asr",
-                                     warm_actors=1)
+                                     warm_interviews=1)
     running = await start_edge(settings)
     try:
         base = f"127.0.0.1:{running.port}"

@@ -38,7 +38,7 @@ class Stack:
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "launcher.cli", "up", "--data-dir", str(self.data_dir),
              "--control-port", str(self.control_port), "--pg-port", str(self.pg_port),
-             "--edge-port", str(self.edge_port), "--ray-port", str(self.ray_port), "--warm-actors", "1"],
+             "--edge-port", str(self.edge_port), "--ray-port", str(self.ray_port), "--warm-interviews", "1"],
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
         assert self.proc.stdout is not None
         deadline = time.monotonic() + 180
