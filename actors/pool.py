@@ -69,7 +69,7 @@ class InterviewPool:
         name = f"interview-worker-{uuid.uuid4().hex[:12]}"
         handle = ray.remote(InterviewWorker).options(
             name=name, namespace=self.settings.ray_namespace, **WORKER_OPTIONS).remote(name, self._env)
-        registry.add_worker(self.settings.ray_namespace, name)
+        await asyncio.to_thread(registry.add_worker, self.settings.ray_namespace, name)
         self._handles[name] = handle
         try:
             self._addresses[name] = await handle.warm.remote()  # listening, channel open, speech loaded
@@ -140,14 +140,16 @@ class InterviewPool:
 
     async def acquire(self, session_id: str) -> tuple[str, str, int]:
         """Where this session is served (worker, host, port), placing it if it is not yet."""
-        name = self._busy.get(session_id) or registry.worker_of(self.settings.ray_namespace, session_id)
+        name = self._busy.get(session_id)  # the pool's own view, loaded from the registry when it started
         if name is None:
             if len(self._busy) >= self.settings.max_live_interviews:
                 raise PlatformError(ErrorCode.RATE_LIMITED, "at capacity: try again later")
             name = self._choose() or await self._room_for_one()
             self._busy[session_id] = name
             self._load[name] = self._load.get(name, 0) + 1
-            registry.bind(self.settings.ray_namespace, session_id, name)
+            # Off the pool's loop: the key-value store is a blocking call, and a burst of placements
+            # must not queue behind each other's.
+            await asyncio.to_thread(registry.bind, self.settings.ray_namespace, session_id, name)
             self._ensure_capacity()
         handle = self._handle(name)
         try:
@@ -166,7 +168,7 @@ class InterviewPool:
         return name, host, port
 
     async def release(self, name: str, session_id: str) -> None:
-        registry.unbind(self.settings.ray_namespace, session_id, name)
+        await asyncio.to_thread(registry.unbind, self.settings.ray_namespace, session_id, name)
         if self._busy.get(session_id) != name:
             return
         del self._busy[session_id]

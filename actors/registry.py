@@ -16,7 +16,9 @@ from ray.experimental import internal_kv
 
 
 def _ns(namespace: str) -> str:
-    return f"interview:{namespace}"
+    # No ':' in it: Ray prefixes keys with their namespace and a ':', and listing cuts at the
+    # first ':' (a ':' here made every listing come back mangled).
+    return f"interview-{namespace.replace(':', '-')}"
 
 
 def _key(*parts: str) -> bytes:
@@ -25,7 +27,8 @@ def _key(*parts: str) -> bytes:
 
 def _list(namespace: str, prefix: bytes) -> list[str]:
     keys = internal_kv._internal_kv_list(prefix, namespace=_ns(namespace)) or []
-    return [key.decode()[len(prefix):] for key in keys]
+    text = prefix.decode()
+    return [key.decode().partition(text)[2] for key in keys]
 
 
 def bind(namespace: str, session_id: str, worker: str) -> None:

@@ -25,6 +25,7 @@ class RunningEdge:
     port: int
 
     async def stop(self) -> None:
+        self.edge.lag.stop()
         await self.runner.cleanup()  # closes candidate sockets with 1012 first (on_shutdown)
         await self.edge.control.close()
 
@@ -52,6 +53,7 @@ async def start_edge(settings: Settings, *, warm: bool = True) -> RunningEdge:
     # What exists now (modules, app) lives as long as the process: keep it out of the collector's
     # full passes, which would otherwise stall every candidate's audio for tens of milliseconds.
     gc.freeze()
+    edge.lag.start("edge")
     return RunningEdge(runner, edge, port)
 
 

@@ -159,6 +159,7 @@ class Candidate:
         self._url = f"{base_url}/v1/realtime?call_id={spec.session_id}"
         self._secret_url = f"{base_url.replace('ws://', 'http://', 1)}/v1/realtime/client_secrets"
         self.ws: Any = None
+        self.secret = ""
         self.speech: list[str] = []  # frames still to say (reversed: pop() from the end)
         self.voiced_left = 0  # frames until the answer's last voiced frame has been sent
         self.answer_end: float | None = None  # when it was (monotonic)
@@ -174,8 +175,8 @@ class Candidate:
         self._sender: asyncio.Task[None] | None = None
         self._answer: asyncio.TimerHandle | None = None
 
-    async def join(self, http: Any) -> None:
-        # As the SDK does: a client secret (where the edge places the session), then the socket.
+    async def get_secret(self, http: Any) -> None:
+        """As the SDK does before it connects: a client secret (the edge places the session then)."""
         t0 = time.perf_counter()
         try:
             async with http.post(self._secret_url, headers={"Authorization": f"Bearer {self.spec.token}"},
@@ -183,14 +184,19 @@ class Candidate:
                 body = await resp.json()
                 if resp.status != 200:
                     raise RuntimeError(f"{resp.status} {body}")
-            secret = str(body["value"])
+            self.secret = str(body["value"])
             self.result.secret_ms = (time.perf_counter() - t0) * 1000
         except Exception as exc:
             self.result.error = f"client secret: {type(exc).__name__}: {exc}"
-            return
+
+    async def join(self, http: Any) -> None:
+        if not self.secret:
+            await self.get_secret(http)
+            if not self.secret:
+                return
         t0 = time.perf_counter()
         try:
-            self.ws = await http.ws_connect(self._url, headers={"Authorization": f"Bearer {secret}"},
+            self.ws = await http.ws_connect(self._url, headers={"Authorization": f"Bearer {self.secret}"},
                                             autoping=True, compress=0, timeout=120, max_msg_size=0)
             self.result.upgrade_ms = (time.perf_counter() - t0) * 1000
         except Exception as exc:
@@ -401,7 +407,11 @@ async def _load(specs: list[CandidateSpec], clip_pcm: list[bytes], base_url: str
         conn.send(("ready", None))
         while True:
             command, arg = await loop.run_in_executor(None, conn.recv)
-            if command == "join":  # the burst: all at one wall-clock instant
+            if command == "secrets":  # the burst's client secrets (placements), all at once
+                burst = [c for c in candidates if c.spec.burst]
+                await asyncio.gather(*(c.get_secret(http) for c in burst))
+                conn.send(("secrets", [asdict(c.result) for c in burst]))
+            elif command == "join":  # the burst: all at one wall-clock instant
                 burst = [c for c in candidates if c.spec.burst]
                 await asyncio.sleep(max(0.0, arg - time.time()))
                 await asyncio.gather(*(c.join(http) for c in burst))
@@ -1024,6 +1034,10 @@ def run(opts: Options, command: str) -> tuple[int, dict[str, Any]]:
         figures["load_nice"] = sorted(niceness)
 
         # (a) the join burst
+        print(f"client secrets for the burst: {opts.joins} at once (each places its session)...", flush=True)
+        coord.send("secrets")
+        coord.expect("secrets", 180)
+        time.sleep(2.0)  # an otherwise idle stack for the joins
         print(f"join burst: {opts.joins} candidates connect at once...", flush=True)
         coord.send("join", time.time() + 0.5)
         burst = [CandidateResult(**r) for part in coord.expect("joined", 180) for r in part]

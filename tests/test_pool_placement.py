@@ -37,6 +37,25 @@ def test_stream_keys_open_once_for_their_session_only() -> None:
         assert actor.redeem(junk) is None
 
 
+def test_the_registry_lists_what_it_bound(ray_head: str) -> None:
+    """A restarted actor resumes `sessions_of` itself, a restarted pool adopts `all_sessions` and
+    `all_workers`: the listings must give back exactly the ids that were bound."""
+    ns = f"registry-{uuid.uuid4().hex[:8]}"
+    sessions = [str(uuid.uuid4()) for _ in range(3)]
+    registry.add_worker(ns, "interview-worker-a")
+    for session_id in sessions[:2]:
+        registry.bind(ns, session_id, "interview-worker-a")
+    registry.bind(ns, sessions[2], "interview-worker-b")
+    assert sorted(registry.sessions_of(ns, "interview-worker-a")) == sorted(sessions[:2])
+    assert registry.all_sessions(ns) == {sessions[0]: "interview-worker-a", sessions[1]: "interview-worker-a",
+                                         sessions[2]: "interview-worker-b"}
+    assert registry.all_workers(ns) == ["interview-worker-a"]
+    registry.unbind(ns, sessions[0], "interview-worker-a")
+    assert registry.sessions_of(ns, "interview-worker-a") == [sessions[1]]
+    assert registry.worker_of(ns, sessions[0]) is None
+    assert registry.all_sessions(f"other-{ns}") == {}
+
+
 @pytest.fixture
 async def packing(other_namespace: Settings) -> AsyncIterator[Settings]:  # noqa: F811
     yield other_namespace.replace(warm_interviews=0, interviews_per_actor=3, max_live_interviews=100)
