@@ -1,92 +1,99 @@
-"""The per-interview actor: a thin Ray adapter around `LiveSession`.
+"""The interview actor: a thin Ray adapter around `LiveSession`s.
 
-Actors are created warm, before any session exists (so a candidate never waits for a process to
-start), with a generic name; the pool assigns one to a session and the binding goes in the
-registry. Each actor listens on its own TCP port for the edge's frame stream; the edge gets the
-address and a one-time key through `attach()`, so audio never costs a Ray call per frame. After
-an interview ends the actor is reset and returned to the pool. If Ray restarts an actor (same
-name, same arguments), it finds its session in the registry and rebuilds from the database.
+Each actor process serves up to `interviews_per_actor` interviews, each a `LiveSession` of its
+own (its audio buffer, engine, transcript and progress). Several per process because a process
+is the expensive unit on a small machine: Ray wakes every actor process 100 times a second, and
+the per-frame wake-up is paid per process, not per interview (docs/benchmarks.md). With
+`interviews_per_actor=1` it is strictly one actor per interview.
+
+Actors are created warm, before any session exists (listening, control channel open, speech
+loaded), so a candidate never waits for a process to start or a model to load; the pool assigns
+sessions to them and the binding goes in the registry. Each actor listens on its own TCP port
+for the edge's frame streams; the edge opens one with a one-time key (interview_core/stream_keys),
+so audio never costs a Ray call per frame. If Ray restarts an actor (same name, same
+arguments), `resume()` finds its sessions in the registry and rebuilds each from the database.
 """
 
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
-import secrets
-import time
 from typing import Any
 
 import ray
 
 from actors import registry
+from actors.engines import EngineFactory, OfflineEngineFactory
 from actors.interview_flow import EndReason
 from actors.live_session import TERMINAL, LiveSession
 from interview_core import frame_stream as fs
 from interview_core.config import Settings
 from interview_core.control_client import ControlClient
 from interview_core.errors import ErrorCode, PlatformError
+from interview_core.loop_lag import LoopLag
+from interview_core.stream_keys import StreamKeys
 
 log = logging.getLogger(__name__)
 
 POOL_NAME = "interview-pool"
+CLOSE_BAD_KEY = 4003
 
 
 class InterviewWorker:
     def __init__(self, name: str, env: dict[str, str]) -> None:
         self.name = name
         self.settings = Settings.from_env(env)
+        self._keys = StreamKeys(self.settings.secret_key)
         self._server: asyncio.Server | None = None
         self._address: tuple[str, int] | None = None
-        self._keys: dict[str, float] = {}
-        self.live: LiveSession | None = None
+        self.lives: dict[str, LiveSession] = {}
+        self._starting: dict[str, asyncio.Task[LiveSession]] = {}
         self._control: ControlClient | None = None
         self._speech: Any = None
-        self._lock = asyncio.Lock()
+        self._engines: EngineFactory | None = None
+        self._lag: LoopLag | None = None
+        self._pool: Any = None
+        self._background: set[asyncio.Task[None]] = set()
 
     # -- the stream server ---------------------------------------------------------------------
-    async def endpoint(self) -> tuple[str, int]:
-        """Where the edge connects; starts listening on first use (and after a restart)."""
+    async def _endpoint(self) -> tuple[str, int]:
         if self._address is None:
             loop = asyncio.get_running_loop()
             host = ray.util.get_node_ip_address()
             self._server = await loop.create_server(self._new_connection, host=host, port=0)
             sock = self._server.sockets[0]
             self._address = (host, int(sock.getsockname()[1]))
-            restored = registry.session_of(self.settings.ray_namespace, self.name)
-            if restored and self.live is None:
-                log.info("worker %s restarted; resuming session %s", self.name, restored)
-                await self.assign(restored)
         return self._address
 
     def _new_connection(self) -> fs.FrameProtocol:
-        state: dict[str, Any] = {"live": None}
+        live: LiveSession | None = None
 
         def on_frame(kind: int, payload: bytes) -> None:
-            live = state["live"]
+            nonlocal live
             if live is not None:
                 live.on_frame(proto, kind, payload)
                 return
-            key = payload.decode(errors="replace") if kind == fs.HELLO else ""
-            expires = self._keys.pop(key, 0.0)
-            if expires < time.monotonic() or self.live is None:
-                proto.send(fs.encode_close(4003, "stream key not valid"))
+            session_id = self._keys.redeem(payload.decode(errors="replace")) if kind == fs.HELLO else None
+            live = self.lives.get(session_id) if session_id else None
+            if live is None:
+                proto.send(fs.encode_close(CLOSE_BAD_KEY, "stream key not valid here"))
                 proto.close()
                 return
-            state["live"] = self.live
-            self.live.attach(proto)
+            live.attach(proto)
 
         def on_lost(_exc: Exception | None) -> None:
-            live = state["live"]
             if live is not None:
                 live.detach(proto)
 
         proto = fs.FrameProtocol(on_frame, on_lost)
         return proto
 
-    # -- control calls from the pool and the edge ----------------------------------------------
+    # -- what a worker holds ---------------------------------------------------------------------
     def _control_client(self) -> ControlClient:
         if self._control is None:
-            self._control = ControlClient(self.settings.control_address, self.settings.service_token)
+            self._control = ControlClient(self.settings.control_address, self.settings.service_token,
+                                         timeout_s=self.settings.control_timeout_s)
         return self._control
 
     def _speech_kit(self) -> Any:
@@ -96,44 +103,88 @@ class InterviewWorker:
             self._speech = OfflineSpeechKit(transcribe=self.settings.offline_transcription)
         return self._speech
 
-    async def assign(self, session_id: str) -> None:
-        async with self._lock:
-            if self.live is not None:
-                if self.live.session_id == session_id:
-                    return
-                raise PlatformError(ErrorCode.INVALID_STATE, "worker is serving another interview")
-            session = await self._control_client().get_session(session_id)
-            if session.status in TERMINAL:
-                raise PlatformError(ErrorCode.INVALID_STATE, "this interview is over")
-            live = LiveSession(session, self._control_client(), self._speech_kit(),
-                               grace_s=self.settings.abandon_grace_s, on_done=self._finished)
-            await live.start()
-            self.live = live
+    def _engine_factory(self) -> EngineFactory:
+        if self._engines is None:
+            if self.settings.openai_api_key:
+                # The OpenAI interviewer; its SDK is imported only by the workers that use it.
+                from actors.openai_engine import OpenAIEngineFactory
 
-    async def attach(self, session_id: str) -> dict[str, Any]:
-        """A one-time key for the edge to open this interview's stream."""
-        if self.live is None or self.live.session_id != session_id:
-            raise PlatformError(ErrorCode.NOT_FOUND, "this worker does not serve that session")
-        host, port = await self.endpoint()
-        key = secrets.token_urlsafe(24)
-        now = time.monotonic()
-        self._keys = {k: t for k, t in self._keys.items() if t > now}
-        self._keys[key] = now + self.settings.attach_key_ttl_s
-        return {"host": host, "port": port, "key": key, "ended": self.live.flow.end_reason is not None}
+                self._engines = OpenAIEngineFactory(self.settings)
+            else:
+                self._engines = OfflineEngineFactory(self.settings, self._speech_kit())
+        return self._engines
+
+    # -- calls from the pool ---------------------------------------------------------------------
+    async def warm(self) -> tuple[str, int]:
+        """Everything a first join would otherwise wait for; returns the stream address."""
+        address = await self._endpoint()
+        await asyncio.to_thread(self._engine_factory)
+        await self._control_client().connect(self.settings.control_timeout_s)
+        gc.freeze()  # the process's long-lived objects stay out of full collections (latency)
+        if self._lag is None:
+            self._lag = LoopLag()
+            self._lag.start(f"interview actor {self.name}")
+        return address
+
+    async def assign(self, session_id: str) -> tuple[str, int]:
+        """Starts serving the session (once; concurrent calls share the start); its address."""
+        if session_id not in self.lives:
+            task = self._starting.get(session_id)
+            if task is None:
+                if len(self.lives) + len(self._starting) >= self.settings.interviews_per_actor:
+                    raise PlatformError(ErrorCode.RATE_LIMITED, "this worker is full")
+                task = asyncio.create_task(self._start(session_id))
+                self._starting[session_id] = task
+                task.add_done_callback(lambda _t: self._starting.pop(session_id, None))
+            await asyncio.shield(task)
+        return await self._endpoint()
+
+    async def _start(self, session_id: str) -> LiveSession:
+        control = self._control_client()
+        session = await control.get_session(session_id)
+        if session.status in TERMINAL:
+            raise PlatformError(ErrorCode.INVALID_STATE, "this interview is over")
+        engines = self._engine_factory() if self._engines is not None else await asyncio.to_thread(
+            self._engine_factory)
+        live = LiveSession(session, control, engines, grace_s=self.settings.abandon_grace_s,
+                           unjoined_s=self.settings.placed_unjoined_s, on_done=self._finished)
+        await live.start()
+        self.lives[session_id] = live
+        return live
+
+    async def resume(self) -> list[str]:
+        """After a restart: serves again every session the registry says is ours. Sessions that
+        cannot be resumed (over, or gone) are handed back. Cheap when nothing is missing."""
+        ours = await asyncio.to_thread(registry.sessions_of, self.settings.ray_namespace, self.name)
+        missing = [s for s in ours if s not in self.lives and s not in self._starting]
+        for session_id in missing:
+            try:
+                await self.assign(session_id)
+                log.info("worker %s resumed session %s", self.name, session_id)
+            except PlatformError as exc:
+                log.warning("worker %s: session %s not resumed (%s)", self.name, session_id, exc.code.code)
+                self._finished(session_id)
+        return sorted(self.lives)
 
     async def end(self, session_id: str, reason: str) -> None:
-        if self.live is not None and self.live.session_id == session_id:
-            self.live.end(EndReason(reason))
+        live = self.lives.get(session_id)
+        if live is not None:
+            live.end(EndReason(reason))
 
     async def stats(self) -> dict[str, Any]:
-        return {"worker": self.name, "live": self.live.stats() if self.live else None}
+        return {"worker": self.name, "lives": [live.stats() for live in self.lives.values()],
+                "loop_stalls": self._lag.stalls if self._lag else 0}
 
     def _finished(self, session_id: str) -> None:
-        self.live = None
-        registry.unbind(self.settings.ray_namespace, session_id, self.name)
-        pool = ray.get_actor(POOL_NAME, namespace=self.settings.ray_namespace)
-        pool.release.remote(self.name, session_id)
+        self.lives.pop(session_id, None)
+        task = asyncio.get_running_loop().create_task(self._give_back(session_id))
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
 
-
-def actor_class() -> Any:
-    return ray.remote(InterviewWorker)
+    async def _give_back(self, session_id: str) -> None:
+        # Unbound here too, not only by the pool: an ended interview must not stay bound (and be
+        # resumed) if the pool is restarting. Both are blocking calls: off the frame path's loop.
+        await asyncio.to_thread(registry.unbind, self.settings.ray_namespace, session_id, self.name)
+        if self._pool is None:
+            self._pool = await asyncio.to_thread(ray.get_actor, POOL_NAME, namespace=self.settings.ray_namespace)
+        self._pool.release.remote(self.name, session_id)

@@ -9,6 +9,11 @@ transcript out (timings aside).
 The conversation logic is `InterviewFlow`'s; this module turns its actions into audio and events
 and feeds it what the microphone hears. The engine interface (`Engine`) is what the OpenAI
 interviewer implements too.
+
+A finished turn is recorded before the candidate is told about it (the record, then
+`input_audio_transcription.completed` or `response.done`, in one step): the live session sends
+those events only once the record is stored (actors/live_session.py). After an actor restart the
+interview's audio timeline continues from the end of the last stored turn.
 """
 
 from __future__ import annotations
@@ -89,6 +94,7 @@ class OfflineInterviewer:
         self._detector = speech.new_turn_detector(config.silence_ms)
         self.audio_ms = 0  # the candidate's input audio heard so far, the interview's timeline
         self._audio_bytes = 0
+        self._base_ms = 0  # where this process's audio starts on the timeline (after a restart)
         self._utterance = bytearray()  # the candidate's current turn, for transcription
         self._recent = bytearray()  # the last second or so: a turn starts before it is detected
         self._collecting = False
@@ -101,6 +107,10 @@ class OfflineInterviewer:
 
     # -- inputs --------------------------------------------------------------------------------
     def connect(self) -> None:
+        if self._audio_bytes == 0 and self.flow.recorded and not self._base_ms:
+            # Restored from the stored transcript: carry on the timeline where it stopped.
+            self._base_ms = max(r.end_ms for r in self.flow.recorded)
+            self.audio_ms = self._base_ms
         self._apply(self.flow.connect(self._clock(), self.audio_ms))
 
     def disconnect(self) -> None:
@@ -108,7 +118,7 @@ class OfflineInterviewer:
 
     def on_audio(self, pcm: bytes) -> None:
         self._audio_bytes += len(pcm)
-        self.audio_ms = self._audio_bytes // BYTES_PER_MS
+        self.audio_ms = self._base_ms + self._audio_bytes // BYTES_PER_MS
         if self._collecting:
             self._utterance += pcm
         elif self._speech.transcribes:
@@ -117,9 +127,9 @@ class OfflineInterviewer:
                 del self._recent[:-RECENT_BYTES]
         for change, offset_ms in self._detector.feed(pcm):
             if change == "started":
-                self._speech_started(offset_ms)
+                self._speech_started(self._base_ms + offset_ms)
             else:
-                self._speech_stopped(offset_ms)
+                self._speech_stopped(self._base_ms + offset_ms)
 
     def on_event(self, event: rt.ClientEvent) -> None:
         if isinstance(event, rt.InputAudioBufferCommit):
@@ -176,9 +186,11 @@ class OfflineInterviewer:
         text = ""
         if self._speech.transcribes:
             text = await asyncio.to_thread(self._speech.transcribe, audio)
+        actions = self.flow.speech_stopped(offset_ms, text)
+        self._apply([a for a in actions if isinstance(a, Record)])  # stored before the candidate is told
         self._send(rt.InputAudioTranscriptionCompleted(item_id=item_id, transcript=text,
                                                        audio_seconds=len(audio) / (BYTES_PER_MS * 1000)))
-        self._apply(self.flow.speech_stopped(offset_ms, text))
+        self._apply([a for a in actions if not isinstance(a, Record)])
 
     # -- actions -------------------------------------------------------------------------------
     def _apply(self, actions: list[Action]) -> None:
@@ -232,12 +244,14 @@ class OfflineInterviewer:
         remaining = started + len(pcm) / BYTES_PER_MS / 1000 - self._clock()
         if remaining > 0:
             await asyncio.sleep(remaining)
+        self._speaking = None
+        self._speaking_item = None
+        actions = self.flow.speaking_done(item, self.audio_ms)
+        self._apply([a for a in actions if isinstance(a, Record)])  # stored before the candidate is told
         self._send(rt.ResponseOutputAudioDone(response_id=response_id, item_id=item))
         self._send(rt.ResponseOutputAudioTranscriptDone(response_id=response_id, item_id=item, transcript=action.text))
         self._send(rt.ResponseDone(response_id=response_id, status="completed", item_id=item, transcript=action.text))
-        self._speaking = None
-        self._speaking_item = None
-        self._apply(self.flow.speaking_done(item, self.audio_ms))
+        self._apply([a for a in actions if not isinstance(a, Record)])
 
     def _spawn(self, coro: object) -> None:
         task: asyncio.Task[None] = asyncio.get_running_loop().create_task(coro)  # type: ignore[arg-type]

@@ -2,7 +2,8 @@
 sessions on them, and takes the places back when interviews end.
 
 An actor serves up to `interviews_per_actor` interviews. The pool keeps `warm_interviews` free
-places, so a burst that size starts without waiting for a process, and packs sessions onto the
+places (fewer when the cap on live interviews leaves less room), so a burst that size starts
+without waiting for a process, and packs sessions onto the
 fullest actor that has room, so that idle actors (each costs CPU: Ray wakes every actor process
 every 10 ms) stay idle and can be stopped. Bindings live in the registry (Ray's key-value
 store), so a restarted pool, another edge or a restarted actor finds them; the pool also asks
@@ -18,7 +19,7 @@ import uuid
 from typing import Any
 
 import ray
-from ray.exceptions import RayTaskError
+from ray.exceptions import ActorUnavailableError, RayTaskError
 
 from actors import registry
 from actors.interview_actor import InterviewWorker
@@ -57,6 +58,11 @@ class InterviewPool:
     def _per_actor(self) -> int:
         return self.settings.interviews_per_actor
 
+    def _warm_target(self) -> int:
+        """Free places worth keeping: never more than the cap on live interviews still allows
+        (an idle process costs CPU the running interviews need)."""
+        return min(self.settings.warm_interviews, max(0, self.settings.max_live_interviews - len(self._busy)))
+
     def _free(self) -> int:
         return sum(self._per_actor - n for n in self._load.values())
 
@@ -94,7 +100,7 @@ class InterviewPool:
         loop = asyncio.get_running_loop()
         if self._supervisor is None:
             self._supervisor = loop.create_task(self._supervise())
-        while self._free() + self._spawning * self._per_actor < self.settings.warm_interviews + self._waiting:
+        while self._free() + self._spawning * self._per_actor < self._warm_target() + self._waiting:
             self._spawning += 1  # counted now, so the next caller in this loop turn sees it
             task = loop.create_task(self._spawn_counted())
             self._tasks.add(task)
@@ -130,7 +136,7 @@ class InterviewPool:
         """Waits until the warm places are there."""
         self._ensure_capacity()
         async with self._room:
-            await self._room.wait_for(lambda: self._free() >= self.settings.warm_interviews)
+            await self._room.wait_for(lambda: self._free() >= self._warm_target())
         return await self.stats()
 
     def _choose(self) -> str | None:
@@ -151,21 +157,35 @@ class InterviewPool:
             # must not queue behind each other's.
             await asyncio.to_thread(registry.bind, self.settings.ray_namespace, session_id, name)
             self._ensure_capacity()
-        handle = self._handle(name)
-        try:
-            host, port = await handle.assign.remote(session_id)
-        except RayTaskError as exc:
-            # The worker is fine (the session could not start, e.g. it is over): take the place back.
-            await self.release(name, session_id)
-            raise exc.cause if isinstance(exc.cause, PlatformError) else exc from None
-        except Exception:
-            log.exception("interview actor %s failed; stopping it", name)
-            for session in [s for s, w in self._busy.items() if w == name]:
-                await self.release(name, session)
-            self._stop(name)
-            raise
+        host, port = await self._assign(name, session_id)
         self._addresses[name] = (host, port)
         return name, host, port
+
+    async def _assign(self, name: str, session_id: str) -> tuple[str, int]:
+        handle = self._handle(name)
+        loop = asyncio.get_running_loop()
+        give_up_at = loop.time() + self.settings.actor_start_timeout_s
+        while True:
+            try:
+                host, port = await handle.assign.remote(session_id)
+                return host, port
+            except RayTaskError as exc:
+                # The worker is fine (the session could not start, e.g. it is over): take the place back.
+                await self.release(name, session_id)
+                raise exc.cause if isinstance(exc.cause, PlatformError) else exc from None
+            except ActorUnavailableError:
+                # Its process died and Ray is restarting it (max_restarts=-1): the same actor comes
+                # back under its name and rebuilds its sessions from the database. Not a broken
+                # actor: stopping it would end the restart that brings its interviews back.
+                if loop.time() > give_up_at:
+                    raise PlatformError(ErrorCode.UNAVAILABLE, "the interview's actor is restarting; retry") from None
+                await asyncio.sleep(0.1)
+            except Exception:
+                log.exception("interview actor %s failed; stopping it", name)
+                for session in [s for s, w in self._busy.items() if w == name]:
+                    await self.release(name, session)
+                self._stop(name)
+                raise
 
     async def release(self, name: str, session_id: str) -> None:
         await asyncio.to_thread(registry.unbind, self.settings.ray_namespace, session_id, name)
@@ -173,7 +193,7 @@ class InterviewPool:
             return
         del self._busy[session_id]
         self._load[name] = max(0, self._load.get(name, 1) - 1)
-        if self._load[name] == 0 and self._free() - self._per_actor >= self.settings.warm_interviews:
+        if self._load[name] == 0 and self._free() - self._per_actor >= self._warm_target():
             self._stop(name)  # enough room elsewhere: an idle process is not free
 
     async def _supervise(self) -> None:
@@ -189,7 +209,7 @@ class InterviewPool:
 
     async def stats(self) -> dict[str, int]:
         return {"actors": len(self._load), "live": len(self._busy), "free": self._free(),
-                "interviews_per_actor": self._per_actor, "warm_target": self.settings.warm_interviews,
+                "interviews_per_actor": self._per_actor, "warm_target": self._warm_target(),
                 "max_live": self.settings.max_live_interviews}
 
     async def shutdown(self) -> None:

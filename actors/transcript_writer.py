@@ -2,7 +2,10 @@
 
 Items are queued in memory and appended through the control service (which retries through its
 restarts); appends are idempotent by (session, sequence), so a retry after a lost response
-cannot duplicate an item. `flush()` waits until everything queued so far is stored.
+cannot duplicate an item. `flush()` waits until everything queued so far is stored, and
+`stored(sequence)` until the item with that sequence (and every one before it) is: the live
+session tells the candidate about a turn only then, so a turn the candidate was told about
+survives the actor process dying the moment after.
 """
 
 from __future__ import annotations
@@ -38,7 +41,10 @@ class TranscriptWriter:
         self._idle = asyncio.Event()
         self._idle.set()
         self._task: asyncio.Task[None] | None = None
+        self._progress = asyncio.Condition()
         self.saved = 0
+        self.last_added = 0  # the sequence of the last item queued
+        self.last_saved = 0  # every item up to this sequence is stored
         self.failed: PlatformError | None = None
 
     def start(self) -> None:
@@ -46,11 +52,19 @@ class TranscriptWriter:
 
     def add(self, record: Record) -> None:
         self._queue.append(record)
+        self.last_added = max(self.last_added, record.sequence)
         self._idle.clear()
         self._wake.set()
 
     async def flush(self) -> None:
         await self._idle.wait()
+
+    async def stored(self, sequence: int) -> None:
+        """Returns once the item `sequence` and all before it are stored (at once if they are)."""
+        if self.last_saved >= sequence or (not self._queue and self._idle.is_set()):
+            return
+        async with self._progress:
+            await self._progress.wait_for(lambda: self.last_saved >= sequence or self._idle.is_set())
 
     async def stop(self) -> None:
         if self._task:
@@ -78,5 +92,10 @@ class TranscriptWriter:
                     continue
                 del self._queue[: len(batch)]
                 self.saved += len(batch)
+                self.last_saved = max(self.last_saved, batch[-1].sequence)
                 self.failed = None
+                async with self._progress:
+                    self._progress.notify_all()
             self._idle.set()
+            async with self._progress:
+                self._progress.notify_all()

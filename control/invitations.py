@@ -216,6 +216,8 @@ class InvitationServicer(rpc.InvitationServiceServicer):
     async def RedeemInvitation(self, request: api.RedeemInvitationRequest, call: Call) -> api.RedeemInvitationResponse:
         require_service(call.principal)
         user_id = self.ctx.validator.optional_id(request.user_id, "user_id")
+        if request.external_account and user_id is None:
+            raise invalid("user_id", "required with external_account")
         tenant_id, invitation_id = await self._find_by_token(request.token, call.time_left())
         async with self.ctx.db.transaction(tenant_id, timeout_s=call.time_left()) as conn:
             row = await conn.fetchrow(
@@ -235,6 +237,10 @@ class InvitationServicer(rpc.InvitationServiceServicer):
                 raise PlatformError(ErrorCode.INVITATION_EXPIRED, "invitation has expired")
             if user_id is None:
                 user_id = await conn.fetchval("SELECT door_ensure_user($1)", candidate["email"])
+            elif request.external_account:
+                if not await conn.fetchval("SELECT door_ensure_external_user($1, $2)",
+                                           user_id, self._external_email(request.external_email)):
+                    raise not_found("account")
             elif not await conn.fetchval("SELECT door_user_exists($1)", user_id):
                 raise not_found("account")
             session = await conn.fetchrow(
@@ -247,6 +253,14 @@ class InvitationServicer(rpc.InvitationServiceServicer):
                 " redeemed_by_user_id = $2, session_id = $3 WHERE id = $1",
                 invitation_id, user_id, session["id"])
         return self._redeemed(session, candidate, user_id, first=True)
+
+    def _external_email(self, value: str) -> str:
+        """Kept with a new external account when it is a valid address; it is only informational
+        (accounts are never matched by email), so an odd one is left off rather than refused."""
+        try:
+            return self.ctx.validator.email(value, "external_email", required=False)
+        except PlatformError:
+            return ""
 
     @staticmethod
     def _redeemed(session: Any, candidate: Any, user_id: uuid.UUID, *, first: bool) -> api.RedeemInvitationResponse:

@@ -45,11 +45,16 @@ async def migrate(owner_dsn: str, *, service_password: str = "") -> list[str]:
     applied_now: list[str] = []
     conn = await asyncpg.connect(owner_dsn)
     try:
-        await conn.execute(
-            "CREATE TABLE IF NOT EXISTS schema_migrations (version text PRIMARY KEY,"
-            " checksum text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())")
-    except asyncpg.UniqueViolationError:
-        pass  # another runner created it at the same moment
+        # Under the same lock as the migrations: IF NOT EXISTS alone races between two runners
+        # (both see no table, one fails on the catalogue's unique index).
+        async with conn.transaction():
+            await conn.execute("SELECT pg_advisory_xact_lock($1)", _LOCK_ID)
+            await conn.execute(
+                "CREATE TABLE IF NOT EXISTS schema_migrations (version text PRIMARY KEY,"
+                " checksum text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())")
+    except BaseException:
+        await conn.close()
+        raise
     try:
         for migration in load_migrations():
             async with conn.transaction():

@@ -14,17 +14,24 @@ from aiohttp.abc import AbstractAccessLogger
 
 from actors.cluster import Cluster
 from edge.candidate_socket import CandidateSockets
-from edge.candidate_tokens import ACCESS, CLIENT_SECRET, CandidateClaims, CandidateTokens
+from edge.candidate_tokens import ACCESS, CLIENT_SECRET, ISSUER, CandidateClaims, CandidateTokens
 from edge.http_errors import error_response
+from edge.supabase_auth import SupabaseVerifier, unverified_issuer
 from interview.v1 import resources_pb2
 from interview_core import realtime_protocol as rt
 from interview_core.config import Settings
 from interview_core.control_client import ControlClient
 from interview_core.errors import ErrorCode, PlatformError, invalid
+from interview_core.loop_lag import LoopLag
 
 log = logging.getLogger(__name__)
 
 _INVITE_PATH = re.compile(r"/i/[^/?\s]+")
+OVER_BECAUSE = {
+    resources_pb2.SESSION_STATUS_COMPLETED: "it was completed",
+    resources_pb2.SESSION_STATUS_ABANDONED: "it was abandoned (the candidate was away longer than the grace period)",
+    resources_pb2.SESSION_STATUS_ENDED: "the company ended it",
+}
 
 
 def redact_path(path: str) -> str:
@@ -50,7 +57,9 @@ class Edge:
         self.control = control
         self.cluster = cluster
         self.tokens = CandidateTokens(settings.secret_key)
+        self.supabase = SupabaseVerifier.from_settings(settings)  # None: Supabase sign-in is off
         self.sockets = CandidateSockets(self)
+        self.lag = LoopLag()
 
     def candidate(self, request: web.Request, *, kinds: tuple[str, ...] = (ACCESS,)) -> CandidateClaims:
         token = bearer(request)
@@ -60,6 +69,19 @@ class Edge:
         if claims.kind not in kinds:
             raise PlatformError(ErrorCode.PERMISSION_DENIED, "this credential cannot be used here")
         return claims
+
+    async def redeeming_account(self, request: web.Request) -> tuple[str, bool, str]:
+        """Whom a redemption is for: (account id, whether it is a Supabase user, its email).
+        Not signed in: ("", False, "") and the control service uses the candidate's own account.
+        A token that is not one of ours (by its unverified issuer, for routing only) is checked as
+        a Supabase access token when Supabase sign-in is configured."""
+        token = bearer(request)
+        if token is None:
+            return "", False, ""
+        if self.supabase is not None and unverified_issuer(token) != ISSUER:
+            user = await self.supabase.verify(token)
+            return user.user_id, True, user.email
+        return self.candidate(request).user_id, False, ""
 
     # -- routes ---------------------------------------------------------------------------------
     async def invitation_page(self, request: web.Request) -> web.Response:
@@ -101,10 +123,9 @@ class Edge:
             token = body.get("token")
             if not isinstance(token, str) or not token or len(token) > 256:
                 raise invalid("token", "required, a string of at most 256 characters")
-            user_id = ""
-            if bearer(request) is not None:
-                user_id = self.candidate(request).user_id  # signed in: link this account
-            redeemed = await self.control.redeem_invitation(token, user_id)
+            user_id, external, email = await self.redeeming_account(request)  # signed in: link this account
+            redeemed = await self.control.redeem_invitation(token, user_id, external_account=external,
+                                                            external_email=email)
         except PlatformError as exc:
             return error_response(exc)
         session = redeemed.session
@@ -124,17 +145,21 @@ class Edge:
             if request.can_read_body:
                 await _json_body(request)  # the session the client asks for: the server decides it
             session = await self.control.get_session(claims.session_id, retry=False)
-            if session.status in (resources_pb2.SESSION_STATUS_COMPLETED, resources_pb2.SESSION_STATUS_ABANDONED,
-                                  resources_pb2.SESSION_STATUS_ENDED):
-                raise PlatformError(ErrorCode.INVALID_STATE, "this interview is over")
+            if session.status in OVER_BECAUSE:  # a candidate coming back to it is told why
+                raise PlatformError(ErrorCode.INVALID_STATE, f"this interview is over: {OVER_BECAUSE[session.status]}")
         except PlatformError as exc:
             return error_response(exc)
         value, expires = self.tokens.issue(CLIENT_SECRET, user_id=claims.user_id, session_id=claims.session_id,
                                            tenant_id=claims.tenant_id, ttl_s=self.settings.client_secret_ttl_s)
-        config = rt.SessionConfig(id=session.id, model="offline-interviewer",
+        await self.sockets.pre_place(claims.session_id)  # the join that follows is then only a connect
+        config = rt.SessionConfig(id=session.id, model=self.settings.interviewer_model,
                                   voice=session.template.voice or "alloy", expires_at=expires)
         created = json.loads(rt.encode_server_event(rt.SessionCreated(session=config)))
         return web.json_response({"value": value, "expires_at": expires, "session": created["session"]})
+
+    async def close(self, _app: web.Application) -> None:
+        if self.supabase is not None:
+            self.supabase.close()
 
     async def health(self, _request: web.Request) -> web.Response:
         return web.json_response({"status": "ok", "live": self.sockets.live_count})
@@ -174,4 +199,5 @@ def build_app(edge: Edge) -> web.Application:
     app.router.add_get("/healthz", edge.health)
     app.router.add_get("/metrics", edge.metrics)
     app.on_shutdown.append(edge.sockets.shutdown)
+    app.on_cleanup.append(edge.close)
     return app

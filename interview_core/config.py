@@ -27,8 +27,13 @@ _PLAIN_ENV_NAMES = {
     "database_url": "DATABASE_URL",
     "sendgrid_api_key": "SENDGRID_API_KEY",
     "openai_api_key": "OPENAI_API_KEY",
+    "openai_base_url": "OPENAI_BASE_URL",
     "apivideo_api_key": "APIVIDEO_API_KEY",
     "ray_address": "RAY_ADDRESS",
+    "supabase_jwt_secret": "SUPABASE_JWT_SECRET",
+    "supabase_jwks_url": "SUPABASE_JWKS_URL",
+    "supabase_jwt_issuer": "SUPABASE_JWT_ISSUER",
+    "supabase_jwt_audience": "SUPABASE_JWT_AUDIENCE",
 }
 
 
@@ -102,7 +107,16 @@ class Settings:
     ray_namespace: str = "interview"
     # Embedded Ray head started by `interview up` when RAY_ADDRESS is unset.
     embedded_ray_port: int = 6389
-    warm_actors: int = 8  # idle interview actors kept ready (each costs ~6 ms CPU/s when idle)
+    # Interviews one actor process serves. A process costs ~7 ms CPU/s even when idle (Ray wakes
+    # it every 10 ms) and each audio wake-up is paid per process, so on a 2-core box several per
+    # process is what makes 100 live interviews fit; 1 gives strict process isolation.
+    interviews_per_actor: int = 10
+    # Interviews that can start with no process start: the join burst the pool is sized for.
+    warm_interviews: int = 50
+    actor_start_timeout_s: float = 60.0  # a placement waiting for a new actor process gives up
+    supervise_interval_s: float = 5.0  # how often the pool checks that busy actors still serve
+    control_timeout_s: float = 5.0  # per control-service call from the edge and the actors
+    placed_unjoined_s: float = 900.0  # a session placed (client secret made) but never joined
     max_live_interviews: int = 120  # more are refused with close code 1013
     abandon_grace_s: float = 120.0  # a candidate away longer leaves the interview abandoned
     attach_key_ttl_s: float = 10.0  # how long the edge has to open the actor stream
@@ -111,6 +125,19 @@ class Settings:
     # Candidate credentials (JWTs signed with a key derived from secret_key).
     candidate_token_ttl_s: int = 24 * 3600
     client_secret_ttl_s: int = 600
+    # Supabase Auth sign-in (edge/supabase_auth.py): a candidate signed in with Supabase redeems
+    # with its Supabase access token. The secret allows HS256 (the project's legacy JWT secret),
+    # the JWKS URL RS256/ES256 (https://<project>.supabase.co/auth/v1/.well-known/jwks.json);
+    # with neither, Supabase tokens are not accepted.
+    supabase_jwt_secret: str = ""
+    supabase_jwks_url: str = ""
+    # The required `iss`; empty: derived from a Supabase JWKS URL (https://<project>.supabase.co/auth/v1).
+    supabase_jwt_issuer: str = ""
+    supabase_jwt_audience: str = "authenticated"
+    supabase_jwt_leeway_s: float = 30.0  # clock skew allowed on exp, nbf and iat
+    supabase_jwks_cache_s: float = 300.0  # how long a fetched key set is used before refetching
+    supabase_jwks_timeout_s: float = 5.0  # one fetch of the key set
+    supabase_jwks_cooldown_s: float = 30.0  # least time between refetches for an unknown key id
     # Browser Origins allowed on the candidate WebSocket, comma-separated; empty: the edge's own.
     allowed_origins: str = ""
     ws_max_message_bytes: int = 256 * 1024
@@ -122,13 +149,34 @@ class Settings:
 
     # Vendors, used by later parts.
     openai_api_key: str = ""
+    # The OpenAI interviewer (actors/openai_engine.py), used instead of the offline one when
+    # OPENAI_API_KEY is set. OPENAI_BASE_URL points it at a gateway or a test stand-in; the
+    # WebSocket address follows it (http -> ws, https -> wss).
+    openai_base_url: str = "https://api.openai.com/v1"
+    openai_model: str = "gpt-realtime"
+    openai_voice: str = "alloy"  # when the template names none
+    openai_transcription_model: str = "gpt-4o-mini-transcribe"  # the candidate's words, for the transcript
+    openai_vad_threshold: float = 0.5  # server VAD; its silence is turn_silence_ms
+    openai_prefix_padding_ms: int = 300
+    openai_connect_timeout_s: float = 10.0
+    openai_keepalive_s: float = 20.0  # WebSocket ping interval and timeout: a dead peer is noticed
+    openai_reconnect_backoff_s: float = 0.5  # after a failed reconnect; the first is immediate
+    openai_reconnect_backoff_max_s: float = 8.0
+    # OpenAI ends a Realtime session after 60 minutes: past this age the interviewer moves the
+    # conversation to a new session at the next quiet moment (a hard drop is survived too).
+    openai_session_max_s: float = 55 * 60.0
+    openai_truncate_wait_s: float = 0.5  # for the client's conversation.item.truncate after a barge-in
+    openai_transcript_wait_s: float = 10.0  # for a candidate turn's transcription before storing it empty
+    openai_replay_max_s: float = 30.0  # candidate audio kept to replay into a new session after a drop
+    openai_give_up_s: float = 60.0  # OpenAI unreachable this long: the closing words are skipped
     apivideo_api_key: str = ""
     ray_address: str = ""
 
     log_level: str = "INFO"
 
     _secret_fields = frozenset({"admin_token", "service_token", "secret_key", "sendgrid_api_key",
-                                "openai_api_key", "apivideo_api_key", "service_db_password"})
+                                "openai_api_key", "apivideo_api_key", "service_db_password",
+                                "supabase_jwt_secret"})
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
@@ -154,8 +202,8 @@ class Settings:
         return updated
 
     def validate(self) -> None:
-        if self.warm_actors < 0:
-            raise ConfigError("INTERVIEW_WARM_ACTORS must not be negative")
+        if self.warm_interviews < 0:
+            raise ConfigError("INTERVIEW_WARM_INTERVIEWS must not be negative")
         for name in ("control_port", "edge_port", "embedded_pg_port", "embedded_ray_port"):
             port = getattr(self, name)
             if not 0 <= port <= 65535:
@@ -164,7 +212,9 @@ class Settings:
                     "grpc_max_message_bytes", "max_string_chars", "default_page_size",
                     "max_page_size", "invitation_ttl_s", "outbox_batch_size", "outbox_lease_s",
                     "outbox_max_attempts", "sendgrid_timeout_s", "grpc_max_concurrent_rpcs",
-                    "max_live_interviews", "abandon_grace_s", "attach_key_ttl_s", "turn_silence_ms",
+                    "max_live_interviews", "interviews_per_actor", "supervise_interval_s",
+                    "actor_start_timeout_s",
+                    "control_timeout_s", "placed_unjoined_s", "abandon_grace_s", "attach_key_ttl_s", "turn_silence_ms",
                     "candidate_token_ttl_s", "client_secret_ttl_s", "ws_max_message_bytes",
                     "audio_rate_factor", "audio_burst_s", "max_events_per_s")
         for name in positive:
@@ -182,6 +232,62 @@ class Settings:
             raise ConfigError("INTERVIEW_SERVICE_TOKEN must be at least 16 characters")
         if self.admin_token and self.admin_token == self.service_token:
             raise ConfigError("INTERVIEW_SERVICE_TOKEN must differ from INTERVIEW_ADMIN_TOKEN")
+        self._validate_supabase()
+        self._validate_openai()
+
+    def _validate_supabase(self) -> None:
+        if self.supabase_jwt_secret and len(self.supabase_jwt_secret) < 32:
+            raise ConfigError("SUPABASE_JWT_SECRET must be at least 32 characters")
+        if self.supabase_jwks_url:
+            from urllib.parse import urlsplit
+
+            url = urlsplit(self.supabase_jwks_url)
+            if url.scheme != "https" and not (url.scheme == "http" and url.hostname in _LOOPBACK):
+                raise ConfigError("SUPABASE_JWKS_URL must be https (http only on loopback)")
+        if (self.supabase_jwt_secret or self.supabase_jwks_url) and not self.supabase_issuer:
+            raise ConfigError("SUPABASE_JWT_ISSUER is required unless SUPABASE_JWKS_URL ends in "
+                              + _JWKS_SUFFIX)
+        if not self.supabase_jwt_audience:
+            raise ConfigError("SUPABASE_JWT_AUDIENCE must not be empty")
+        for name in ("supabase_jwks_cache_s", "supabase_jwks_timeout_s"):
+            if getattr(self, name) <= 0:
+                raise ConfigError(f"{_env_name(name)} must be positive")
+        for name in ("supabase_jwt_leeway_s", "supabase_jwks_cooldown_s"):
+            if not 0 <= getattr(self, name) <= 3600:
+                raise ConfigError(f"{_env_name(name)} must be between 0 and 3600")
+
+    @property
+    def supabase_issuer(self) -> str:
+        """The `iss` Supabase tokens must carry: configured, or the JWKS URL's auth base."""
+        if self.supabase_jwt_issuer:
+            return self.supabase_jwt_issuer
+        if self.supabase_jwks_url.endswith(_JWKS_SUFFIX):
+            return self.supabase_jwks_url.removesuffix(_JWKS_SUFFIX)
+        return ""
+
+    def _validate_openai(self) -> None:
+        from urllib.parse import urlsplit
+
+        url = urlsplit(self.openai_base_url)
+        if url.scheme not in ("http", "https") or not url.hostname:
+            raise ConfigError("OPENAI_BASE_URL must be an http(s) URL")
+        if self.openai_api_key and url.scheme != "https" and url.hostname not in ("127.0.0.1", "::1", "localhost"):
+            raise ConfigError("OPENAI_BASE_URL must be https (http only on loopback): it carries the API key")
+        for name in ("openai_connect_timeout_s", "openai_keepalive_s", "openai_reconnect_backoff_s",
+                     "openai_reconnect_backoff_max_s", "openai_session_max_s", "openai_transcript_wait_s",
+                     "openai_replay_max_s", "openai_give_up_s"):
+            if getattr(self, name) <= 0:
+                raise ConfigError(f"{_env_name(name)} must be positive")
+        if self.openai_truncate_wait_s < 0 or self.openai_prefix_padding_ms < 0:
+            raise ConfigError("INTERVIEW_OPENAI_TRUNCATE_WAIT_S and INTERVIEW_OPENAI_PREFIX_PADDING_MS "
+                              "must not be negative")
+        if not 0 < self.openai_vad_threshold < 1:
+            raise ConfigError("INTERVIEW_OPENAI_VAD_THRESHOLD must be between 0 and 1")
+
+    @property
+    def interviewer_model(self) -> str:
+        """What candidates are told the model is: OpenAI's when its key is set, else the offline one."""
+        return self.openai_model if self.openai_api_key else "offline-interviewer"
 
     @property
     def control_address(self) -> str:
@@ -220,6 +326,10 @@ class Settings:
                 value = _redact_url(value)
             out[f.name] = value
         return out
+
+
+_LOOPBACK = ("127.0.0.1", "::1", "localhost")
+_JWKS_SUFFIX = "/.well-known/jwks.json"
 
 
 def _redact_url(url: str) -> str:

@@ -54,7 +54,10 @@ class ControlClient:
     def __init__(self, address: str, service_token: str, *, timeout_s: float = 5.0,
                  retry_for_s: float = 60.0) -> None:
         self._channel = grpc.aio.insecure_channel(address, options=[
-            ("grpc.keepalive_time_ms", 20000), ("grpc.enable_retries", 0)])
+            ("grpc.keepalive_time_ms", 20000), ("grpc.enable_retries", 0),
+            # Back within a second of a control service restart (gRPC's default waits up to 2 minutes).
+            ("grpc.initial_reconnect_backoff_ms", 100), ("grpc.min_reconnect_backoff_ms", 100),
+            ("grpc.max_reconnect_backoff_ms", 1000)])
         self._md = (("authorization", f"Bearer {service_token}"),)
         self._timeout = timeout_s
         self._retry_for = retry_for_s
@@ -63,6 +66,14 @@ class ControlClient:
 
     async def close(self) -> None:
         await self._channel.close(None)
+
+    async def connect(self, timeout_s: float) -> bool:
+        """Opens the channel ahead of the first call (a warm actor's first join pays nothing)."""
+        try:
+            await asyncio.wait_for(self._channel.channel_ready(), timeout_s)
+        except TimeoutError:
+            return False
+        return True
 
     async def _call(self, fn: Callable[[], Awaitable[T]], *, retry: bool) -> T:
         loop = asyncio.get_running_loop()
@@ -84,8 +95,10 @@ class ControlClient:
         return await self._call(lambda: self.invitations.LookupInvitation(
             request, metadata=self._md, timeout=self._timeout), retry=False)
 
-    async def redeem_invitation(self, token: str, user_id: str) -> invitation_service_pb2.RedeemInvitationResponse:
-        request = invitation_service_pb2.RedeemInvitationRequest(token=token, user_id=user_id)
+    async def redeem_invitation(self, token: str, user_id: str, *, external_account: bool = False,
+                                external_email: str = "") -> invitation_service_pb2.RedeemInvitationResponse:
+        request = invitation_service_pb2.RedeemInvitationRequest(
+            token=token, user_id=user_id, external_account=external_account, external_email=external_email)
         return await self._call(lambda: self.invitations.RedeemInvitation(
             request, metadata=self._md, timeout=self._timeout), retry=False)
 

@@ -1063,7 +1063,7 @@ def run(opts: Options, command: str) -> tuple[int, dict[str, Any]]:
         pool = view.pool_stats()
         while time.monotonic() < deadline:
             pool = view.pool_stats()
-            if pool["live"] >= opts.interviews and pool["free"] >= opts.warm_interviews:
+            if pool["live"] >= opts.interviews and pool["free"] >= pool["warm_target"]:
                 break
             time.sleep(1.0)
         print(f"  pool: {pool}", flush=True)

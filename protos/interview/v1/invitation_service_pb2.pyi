@@ -101,12 +101,16 @@ class LookupInvitationResponse(_message.Message):
     def __init__(self, invitation: _Optional[_Union[_resources_pb2.Invitation, _Mapping]] = ..., tenant_display_name: _Optional[str] = ..., redeemable: _Optional[bool] = ...) -> None: ...
 
 class RedeemInvitationRequest(_message.Message):
-    __slots__ = ("token", "user_id")
+    __slots__ = ("token", "user_id", "external_account", "external_email")
     TOKEN_FIELD_NUMBER: _ClassVar[int]
     USER_ID_FIELD_NUMBER: _ClassVar[int]
+    EXTERNAL_ACCOUNT_FIELD_NUMBER: _ClassVar[int]
+    EXTERNAL_EMAIL_FIELD_NUMBER: _ClassVar[int]
     token: str
     user_id: str
-    def __init__(self, token: _Optional[str] = ..., user_id: _Optional[str] = ...) -> None: ...
+    external_account: bool
+    external_email: str
+    def __init__(self, token: _Optional[str] = ..., user_id: _Optional[str] = ..., external_account: _Optional[bool] = ..., external_email: _Optional[str] = ...) -> None: ...
 
 class RedeemInvitationResponse(_message.Message):
     __slots__ = ("session", "candidate", "template", "user_id", "first_redemption")
