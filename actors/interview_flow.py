@@ -252,6 +252,11 @@ class InterviewFlow:
             self.recorded.append(record)
             if record.speaker == "interviewer":
                 self.next_question = max(self.next_question, _question_in(record.text, self.questions) + 1)
+        # The time limit counts connected time, and a connected candidate streams audio without
+        # pause, so the stored turns' audio offsets are a lower bound of the time already used
+        # (what passed after the last stored turn is not known, and not charged).
+        if records:
+            self.connected_s = max(self.connected_s, max(r.end_ms for r in records) / 1000)
         self._started = bool(records)
 
     @property

@@ -150,3 +150,13 @@ def test_clearing_the_buffer_discards_the_turn() -> None:
     f.speech_discarded()
     assert f.speech_stopped(5000) == [] and f.phase is Phase.LISTENING
 
+
+
+def test_restore_charges_the_time_already_used() -> None:
+    """After an actor restart the time limit does not start again from zero: the stored turns'
+    audio offsets (the candidate streams while connected) are time already used."""
+    f = flow()
+    f.restore([Record(1, "interviewer", "Hello ... " + QUESTIONS[0], 0, 2000, "a"),
+               Record(2, "candidate", "me", 3000, 45_000, "b")])
+    f.connect(100.0, 45_000)
+    assert f.seconds_left(100.0) == int(f.time_limit_s) - 45
