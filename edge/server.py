@@ -45,7 +45,8 @@ async def start_edge(settings: Settings, *, warm: bool = True) -> RunningEdge:
     edge = Edge(settings, ControlClient(settings.control_address, settings.service_token), cluster)
     runner = web.AppRunner(build_app(edge), access_log_class=RedactingAccessLogger, shutdown_timeout=5.0)
     await runner.setup()
-    site = web.TCPSite(runner, settings.edge_host, settings.edge_port, reuse_address=True)
+    site = web.TCPSite(runner, settings.edge_host, settings.edge_port, reuse_address=True,
+                       reuse_port=settings.edge_processes > 1)
     await site.start()
     port = int(site._server.sockets[0].getsockname()[1])  # type: ignore[union-attr]
     if settings.edge_port == 0:  # the edge's own Origin is the port it really got

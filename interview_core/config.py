@@ -111,6 +111,8 @@ class Settings:
     # it every 10 ms) and each audio wake-up is paid per process, so on a 2-core box several per
     # process is what makes 100 live interviews fit; 1 gives strict process isolation.
     interviews_per_actor: int = 10
+    # Edge processes `interview up` runs on the one port (SO_REUSEPORT spreads the connections).
+    edge_processes: int = 1
     # Interviews that can start with no process start: the join burst the pool is sized for.
     warm_interviews: int = 50
     actor_start_timeout_s: float = 60.0  # a placement waiting for a new actor process gives up
@@ -212,7 +214,7 @@ class Settings:
                     "grpc_max_message_bytes", "max_string_chars", "default_page_size",
                     "max_page_size", "invitation_ttl_s", "outbox_batch_size", "outbox_lease_s",
                     "outbox_max_attempts", "sendgrid_timeout_s", "grpc_max_concurrent_rpcs",
-                    "max_live_interviews", "interviews_per_actor", "supervise_interval_s",
+                    "max_live_interviews", "interviews_per_actor", "edge_processes", "supervise_interval_s",
                     "actor_start_timeout_s",
                     "control_timeout_s", "placed_unjoined_s", "abandon_grace_s", "attach_key_ttl_s", "turn_silence_ms",
                     "candidate_token_ttl_s", "client_secret_ttl_s", "ws_max_message_bytes",

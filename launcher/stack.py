@@ -16,7 +16,7 @@ from interview_core.config import Settings
 from launcher.embedded_postgres import EmbeddedPostgres
 from launcher.local_credentials import credentials_file, derive_service_url, with_local_credentials
 from launcher.ray_head import RayHead, short_temp_dir
-from launcher.supervisor import Child, Supervisor, wait_for_port
+from launcher.supervisor import Child, Supervisor, wait_for_log_line, wait_for_port
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +56,13 @@ def prepare_database(settings: Settings, *, keep_running: bool,
     return settings, applied, stop
 
 
+def _edge_ready(settings: Settings, supervisor: Supervisor, name: str, *,
+                first: bool) -> Callable[[subprocess.Popen[bytes]], None]:
+    if first:
+        return lambda p: wait_for_port(settings.edge_host, settings.edge_port, 180, p)
+    return lambda p: wait_for_log_line(supervisor.log_path(name), "edge listening", 180, p)
+
+
 def start_stack(settings: Settings, supervisor: Supervisor) -> Settings:
     """Starts the database (embedded unless configured), a Ray head (unless RAY_ADDRESS is set), the
     control service and the edge under `supervisor`; returns the settings they run with. Used by
@@ -72,10 +79,14 @@ def start_stack(settings: Settings, supervisor: Supervisor) -> Settings:
         "control", [sys.executable, "-m", "launcher.cli", "control"],
         lambda p: wait_for_port(settings.control_host, settings.control_port, 60, p),
         env=env, show_on_console=_worth_showing))
-    supervisor.start(Child(
-        "edge", [sys.executable, "-m", "launcher.cli", "edge"],
-        lambda p: wait_for_port(settings.edge_host, settings.edge_port, 180, p),
-        env=env, show_on_console=_worth_showing))
+    for n in range(settings.edge_processes):
+        # Several edges share the port (SO_REUSEPORT: the kernel spreads new connections), so
+        # one busy event loop does not carry every candidate; the port is open once the first
+        # listens, so the others are ready when their log says so.
+        name = "edge" if n == 0 else f"edge-{n + 1}"
+        supervisor.start(Child(
+            name, [sys.executable, "-m", "launcher.cli", "edge"],
+            _edge_ready(settings, supervisor, name, first=n == 0), env=env, show_on_console=_worth_showing))
     return settings
 
 

@@ -40,6 +40,23 @@ def wait_for_port(host: str, port: int, timeout_s: float, proc: subprocess.Popen
     raise TimeoutError(f"nothing listening on {host}:{port} after {timeout_s:.0f}s")
 
 
+def wait_for_log_line(path: Path, text: str, timeout_s: float, proc: subprocess.Popen[bytes] | None = None) -> None:
+    """For children that share a port with another (nothing new to connect to): ready when the
+    log gets `text`, after what it held when the wait began (logs are appended across restarts)."""
+    start = path.stat().st_size if path.exists() else 0
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"exited with {proc.returncode} while starting")
+        if path.exists():
+            with open(path, "rb") as log_file:
+                log_file.seek(start)
+                if text.encode() in log_file.read():
+                    return
+        time.sleep(0.1)
+    raise TimeoutError(f"{path.name} did not say {text!r} within {timeout_s:.0f}s")
+
+
 @dataclass
 class Child:
     name: str
@@ -57,6 +74,9 @@ class Child:
 
 
 class Supervisor:
+    def log_path(self, name: str) -> Path:
+        return self._log_dir / f"{name}.log"
+
     def __init__(self, log_dir: Path) -> None:
         self._children: list[Child] = []
         self._log_dir = log_dir
