@@ -112,6 +112,7 @@ class Settings:
     # process is what makes 100 live interviews fit; 1 gives strict process isolation.
     interviews_per_actor: int = 10
     # Edge processes `interview up` runs on the one port (SO_REUSEPORT spreads the connections).
+    # Two measured no better than one on 2 cores (docs/benchmarks.md); more cores, more edges.
     edge_processes: int = 1
     # Interviews that can start with no process start: the join burst the pool is sized for.
     warm_interviews: int = 50
