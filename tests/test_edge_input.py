@@ -13,13 +13,11 @@ import secrets
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable
-from functools import cache
 from typing import Any
 
 import aiohttp
 import asyncpg
 import pytest
-import yaml
 from jsonschema import Draft202012Validator
 
 from actors import registry
@@ -31,8 +29,8 @@ from interview.v1 import invitation_service_pb2, resources_pb2, session_service_
 from interview_core import realtime_protocol as rp
 from interview_core.config import Settings
 from tests.conftest import SHARED, Api, Database, TenantWorld, make_tenant
+from tests.openai_spec import load_openai_spec
 from tests.sdk_candidate import read_wav, sdk_client, silence
-from tests.test_realtime_protocol import SPEC_PATH, OpenAISpec
 
 AUDIO = SHARED / "audio"
 CHUNK = 4800  # 100 ms of PCM16 at 24 kHz
@@ -40,11 +38,7 @@ CHUNK = 4800  # 100 ms of PCM16 at 24 kHz
 
 # -- schemas -------------------------------------------------------------------------------------
 
-@cache
-def openai_spec() -> OpenAISpec:
-    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-    with SPEC_PATH.open("rb") as f:
-        return OpenAISpec(yaml.load(f, Loader=loader))
+openai_spec = load_openai_spec
 
 
 def check_server_event(obj: dict[str, Any]) -> None:

@@ -17,12 +17,10 @@ import os
 import pickle
 from collections.abc import Iterator
 from functools import cache
-from pathlib import Path
 from typing import Any, get_args
 
 import pydantic
 import pytest
-import yaml
 from aiohttp import WSMsgType, web
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import ValidationError
@@ -37,16 +35,9 @@ from openai.types.realtime import (
 from openai.types.realtime import (
     RealtimeSessionCreateResponse,
 )
-from referencing import Registry
-from referencing.jsonschema import DRAFT202012
 
 from interview_core import realtime_protocol as rp
-
-SHARED = Path(__file__).resolve().parents[2] / "shared"
-if not SHARED.exists():  # a clone checked out elsewhere: CI puts shared/ beside the repo
-    SHARED = Path(__file__).resolve().parents[1].parent / "shared"
-SPEC_PATH = SHARED / "specs" / "openai-openapi.yaml"
-SPEC_URI = "urn:openai:openapi"
+from tests.openai_spec import OpenAISpec, load_openai_spec
 
 MAX = rp.DEFAULT_MAX_MESSAGE_BYTES
 PCM = bytes(range(256)) * 3 + bytes(192)  # 960 bytes: 20 ms of PCM16 at 24 kHz
@@ -57,45 +48,9 @@ PCM_B64 = base64.b64encode(PCM).decode()
 # The spec, loaded once per module
 
 
-class OpenAISpec:
-    """Validators for the spec's component schemas, and which schema describes which event type."""
-
-    def __init__(self, document: dict[str, Any]) -> None:
-        self.schemas: dict[str, Any] = document["components"]["schemas"]
-        self.registry: Registry[Any] = Registry().with_resource(SPEC_URI, DRAFT202012.create_resource(document))
-        self.server_schema_by_type = self._by_type("RealtimeServerEvent")
-        self.client_schema_by_type = self._by_type("RealtimeClientEvent")
-        self._validators: dict[str, Draft202012Validator] = {}
-
-    def _by_type(self, union: str) -> dict[str, str]:
-        out: dict[str, str] = {}
-        for ref in self.schemas[union]["anyOf"]:
-            name = ref["$ref"].rsplit("/", 1)[1]
-            (event_type,) = self.schemas[name]["properties"]["type"]["enum"]
-            out[event_type] = name
-        return out
-
-    def validator(self, name: str) -> Draft202012Validator:
-        if name not in self._validators:
-            ref = {"$ref": f"{SPEC_URI}#/components/schemas/{name}"}
-            self._validators[name] = Draft202012Validator(ref, registry=self.registry)
-        return self._validators[name]
-
-    def validate(self, name: str, instance: object) -> None:
-        errors = sorted(self.validator(name).iter_errors(instance), key=lambda e: list(e.absolute_path))
-        if errors:
-            raise AssertionError(f"{name}: " + "; ".join(f"{list(e.absolute_path)}: {e.message}" for e in errors[:5]))
-
-    def example(self, name: str) -> dict[str, Any]:
-        parsed: dict[str, Any] = json.loads(self.schemas[name]["x-oaiMeta"]["example"])
-        return parsed
-
-
 @pytest.fixture(scope="module")
 def spec() -> OpenAISpec:
-    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-    with SPEC_PATH.open("rb") as f:
-        return OpenAISpec(yaml.load(f, Loader=loader))
+    return load_openai_spec()
 
 
 # --------------------------------------------------------------------------------------------
