@@ -9,9 +9,10 @@ the per-frame wake-up is paid per process, not per interview (docs/benchmarks.md
 Actors are created warm, before any session exists (listening, control channel open, speech
 loaded), so a candidate never waits for a process to start or a model to load; the pool assigns
 sessions to them and the binding goes in the registry. Each actor listens on its own TCP port
-for the edge's frame streams; the edge opens one with a one-time key (interview_core/stream_keys),
-so audio never costs a Ray call per frame. If Ray restarts an actor (same name, same
-arguments), `resume()` finds its sessions in the registry and rebuilds each from the database.
+for the edges' frame streams: one connection per edge process, a channel per interview, each
+opened with a one-time key (interview_core/stream_keys), so audio never costs a Ray call per
+frame. If Ray restarts an actor (same name, same arguments), `resume()` finds its sessions in the
+registry and rebuilds each from the database.
 """
 
 from __future__ import annotations
@@ -55,6 +56,7 @@ class InterviewWorker:
         self._lag: LoopLag | None = None
         self._pool: Any = None
         self._background: set[asyncio.Task[None]] = set()
+        self._resume_checked = False  # see resume()
 
     # -- the stream server ---------------------------------------------------------------------
     async def _endpoint(self) -> tuple[str, int]:
@@ -67,24 +69,35 @@ class InterviewWorker:
         return self._address
 
     def _new_connection(self) -> fs.FrameProtocol:
-        live: LiveSession | None = None
+        """One edge process's connection: a channel per interview it serves here."""
+        channels: dict[int, tuple[fs.Channel, LiveSession]] = {}
 
-        def on_frame(kind: int, payload: bytes) -> None:
-            nonlocal live
-            if live is not None:
-                live.on_frame(proto, kind, payload)
+        def on_frame(kind: int, channel_id: int, payload: bytes) -> None:
+            entry = channels.get(channel_id)
+            if entry is not None:
+                channel, live = entry
+                if kind == fs.DETACH:
+                    del channels[channel_id]
+                    live.detach(channel)
+                else:
+                    live.on_frame(channel, kind, payload)
                 return
-            session_id = self._keys.redeem(payload.decode(errors="replace")) if kind == fs.HELLO else None
-            live = self.lives.get(session_id) if session_id else None
-            if live is None:
-                proto.send(fs.encode_close(CLOSE_BAD_KEY, "stream key not valid here"))
-                proto.close()
+            if kind != fs.HELLO:
+                return  # for a channel already detached (frames cross on the wire)
+            key, announced = fs.decode_hello(payload)
+            session_id = self._keys.redeem(key) if key else None
+            opened = self.lives.get(session_id) if session_id else None
+            channel = fs.Channel(proto, channel_id)
+            if opened is None:
+                channel.close(CLOSE_BAD_KEY, "stream key not valid here")
                 return
-            live.attach(proto)
+            channels[channel_id] = (channel, opened)
+            opened.attach(channel, announced=announced)
 
         def on_lost(_exc: Exception | None) -> None:
-            if live is not None:
-                live.detach(proto)
+            for channel, live in channels.values():
+                live.detach(channel)
+            channels.clear()
 
         proto = fs.FrameProtocol(on_frame, on_lost)
         return proto
@@ -154,8 +167,12 @@ class InterviewWorker:
 
     async def resume(self) -> list[str]:
         """After a restart: serves again every session the registry says is ours. Sessions that
-        cannot be resumed (over, or gone) are handed back. Cheap when nothing is missing."""
+        cannot be resumed (over, or gone) are handed back. Only the first call in a process looks:
+        every session bound later came through `assign` (the pool asks every few seconds)."""
+        if self._resume_checked:
+            return sorted(self.lives)
         ours = await asyncio.to_thread(registry.sessions_of, self.settings.ray_namespace, self.name)
+        self._resume_checked = True
         missing = [s for s in ours if s not in self.lives and s not in self._starting]
         for session_id in missing:
             try:

@@ -77,13 +77,13 @@ class LiveSession:
         self.engine: Engine = engine_factory(self.flow, template, EngineHooks(
             send=self.send_event, record=self.writer.add, finished=self._finish))
         self.config = rt.SessionConfig(id=session.id, model=engine_factory.model, voice=template.voice or "alloy")
-        self._conn: fs.FrameProtocol | None = None
+        self._conn: fs.Channel | None = None
         self._started = False
         self._ended: EndReason | None = None
         self._abandon: asyncio.TimerHandle | None = None
         self._tasks: list[asyncio.Task[None]] = []
         # Events waiting for the transcript (see the module's docstring): (connection, frame, tells).
-        self._held: deque[tuple[fs.FrameProtocol, bytes, bool]] = deque()
+        self._held: deque[tuple[fs.Channel, bytes, bool]] = deque()
         self._releasing: asyncio.Task[None] | None = None
         self.frames_in = 0  # audio frames received (the bench compares them with what was sent)
         self.done = asyncio.Event()
@@ -121,26 +121,28 @@ class LiveSession:
         return ends.get(item.text)
 
     # -- the candidate's connection -------------------------------------------------------------
-    def attach(self, conn: fs.FrameProtocol) -> None:
+    def attach(self, conn: fs.Channel, *, announced: bool = False) -> None:
+        """The candidate's stream; `announced`: the edge has told them `session.created` already."""
         if self._ended is not None:
-            conn.send(fs.encode_frame(fs.EVENT, rt.encode_server_event(
-                rt.InterviewEnded(reason=self._ended.value)).encode()))  # type: ignore[arg-type]
-            conn.send(fs.encode_close(CLOSE_NORMAL, END_MESSAGE[self._ended]))
+            conn.send(fs.EVENT, rt.encode_server_event(
+                rt.InterviewEnded(reason=self._ended.value)).encode())  # type: ignore[arg-type]
+            conn.close(CLOSE_NORMAL, END_MESSAGE[self._ended])
             return
         if self._conn is not None and self._conn is not conn:
-            self._conn.send(fs.encode_close(CLOSE_REPLACED, "replaced by a newer connection"))
+            self._conn.close(CLOSE_REPLACED, "replaced by a newer connection")
             self.engine.disconnect()
         self._conn = conn
         if self._abandon is not None:
             self._abandon.cancel()
             self._abandon = None
-        self.send_event(rt.SessionCreated(session=self.config))
+        if not announced:
+            self.send_event(rt.SessionCreated(session=self.config))
         if not self._started:
             self._started = True
             asyncio.get_running_loop().create_task(self._set_status(resources_pb2.SESSION_STATUS_IN_PROGRESS))
         self.engine.connect()
 
-    def detach(self, conn: fs.FrameProtocol) -> None:
+    def detach(self, conn: fs.Channel) -> None:
         if conn is not self._conn:
             return
         self._conn = None
@@ -148,7 +150,7 @@ class LiveSession:
             self.engine.disconnect()
             self._abandon = asyncio.get_running_loop().call_later(self._grace_s, self._abandoned)
 
-    def on_frame(self, conn: fs.FrameProtocol, kind: int, payload: bytes) -> None:
+    def on_frame(self, conn: fs.Channel, kind: int, payload: bytes) -> None:
         if conn is not self._conn:
             return
         if kind == fs.AUDIO:
@@ -179,12 +181,12 @@ class LiveSession:
         conn = self._conn
         if conn is None:
             return
-        frame = fs.encode_frame(fs.EVENT, rt.encode_server_event(event).encode())
+        payload = rt.encode_server_event(event).encode()
         tells = isinstance(event, TELLING)
         if not tells and not self._held:
-            conn.send(frame)
+            conn.send(fs.EVENT, payload)
             return
-        self._held.append((conn, frame, tells))
+        self._held.append((conn, payload, tells))
         if self._releasing is None or self._releasing.done():
             self._releasing = asyncio.get_running_loop().create_task(self._release(), name="release")
 
@@ -192,12 +194,12 @@ class LiveSession:
         """Sends the held events in order, each telling one once the transcript is stored. It runs
         after the step that held the event, so the turn's record is queued by then."""
         while self._held:
-            conn, frame, tells = self._held[0]
+            conn, payload, tells = self._held[0]
             if tells:
                 await self.writer.stored(self.writer.last_added)
             self._held.popleft()
             if conn is self._conn:  # not for a connection that has gone (it never heard it)
-                conn.send(frame)
+                conn.send(fs.EVENT, payload)
 
     async def _all_sent(self) -> None:
         if self._releasing is not None and not self._releasing.done():
@@ -240,7 +242,7 @@ class LiveSession:
         self.send_event(rt.InterviewEnded(reason=reason.value))  # type: ignore[arg-type]
         await self._all_sent()
         if self._conn is not None:
-            self._conn.send(fs.encode_close(CLOSE_NORMAL, END_MESSAGE[reason]))
+            self._conn.close(CLOSE_NORMAL, END_MESSAGE[reason])
         await self._let_go()
 
     async def close(self) -> None:

@@ -47,6 +47,9 @@ class SpeechKit(Protocol):
     """What the offline engine needs of speech: see actors/speech.py."""
 
     def synthesize(self, text: str, language: str) -> bytes: ...
+    def synthesized(self, text: str, language: str) -> bytes | None:
+        """The speech if it was synthesised before (no waiting), else None."""
+        ...
     def new_turn_detector(self, silence_ms: int) -> TurnDetector: ...
     def transcribe(self, pcm: bytes) -> str: ...
     @property
@@ -226,7 +229,9 @@ class OfflineInterviewer:
         self._speaking_item = None
 
     async def _speak(self, action: Speak, response_id: str) -> None:
-        pcm = await asyncio.to_thread(self._speech.synthesize, action.text, self._config.language)
+        pcm = self._speech.synthesized(action.text, self._config.language)
+        if pcm is None:  # off the loop: synthesis takes tens of milliseconds
+            pcm = await asyncio.to_thread(self._speech.synthesize, action.text, self._config.language)
         item = action.item_id
         self._send(rt.ResponseCreated(response_id=response_id))
         self._send(rt.ResponseOutputAudioTranscriptDelta(response_id=response_id, item_id=item, delta=action.text))

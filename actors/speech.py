@@ -560,7 +560,9 @@ class VoiceActivity:
                 self._step(self._is_speech(view[start : start + size], self._vad_rate), events)
         finally:
             view.release()
-        del pending[:usable]
+        # A new buffer rather than resizing this one: a frame object kept alive elsewhere (a
+        # traceback, a profiler) may still hold a slice of it, and resizing would then raise.
+        self._pending = pending[usable:]
         return events
 
     def feed_many(self, chunks: Iterable[bytes]) -> list[VadEvent]:

@@ -45,6 +45,10 @@ class OfflineSpeechKit:
                 self._cache.popitem(last=False)
         return pcm
 
+    def synthesized(self, text: str, language: str) -> bytes | None:
+        # A plain read, no lock: a synthesis in progress on another thread must not block the loop.
+        return self._cache.get((text, language))
+
     def new_turn_detector(self, silence_ms: int) -> _TurnDetector:
         return _TurnDetector(silence_ms)
 

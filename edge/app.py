@@ -3,6 +3,7 @@ The candidate WebSocket is in edge/candidate_socket.py."""
 
 from __future__ import annotations
 
+import dataclasses
 import html
 import json
 import logging
@@ -151,10 +152,11 @@ class Edge:
             return error_response(exc)
         value, expires = self.tokens.issue(CLIENT_SECRET, user_id=claims.user_id, session_id=claims.session_id,
                                            tenant_id=claims.tenant_id, ttl_s=self.settings.client_secret_ttl_s)
-        await self.sockets.pre_place(claims.session_id)  # the join that follows is then only a connect
         config = rt.SessionConfig(id=session.id, model=self.settings.interviewer_model,
-                                  voice=session.template.voice or "alloy", expires_at=expires)
-        created = json.loads(rt.encode_server_event(rt.SessionCreated(session=config)))
+                                  voice=session.template.voice or "alloy")
+        await self.sockets.pre_place(claims.session_id, config)  # the join that follows is then quick
+        created = json.loads(rt.encode_server_event(rt.SessionCreated(
+            session=dataclasses.replace(config, expires_at=expires))))
         return web.json_response({"value": value, "expires_at": expires, "session": created["session"]})
 
     async def close(self, _app: web.Application) -> None:

@@ -3,10 +3,10 @@ candidate and their interview's actor.
 
 Credentials are checked before the upgrade (Authorization: Bearer, or for browsers the
 subprotocols `realtime` + `openai-insecure-api-key.<secret>`). Audio arrives as OpenAI
-`input_audio_buffer.append` events and goes to the actor as raw PCM frames; everything the actor
-sends is already encoded, and is forwarded without parsing. When the actor stream falls behind,
-the edge stops reading the socket (back-pressure reaches the candidate's TCP window) instead of
-buffering or dropping audio.
+`input_audio_buffer.append` events and goes to the actor as raw PCM frames, on the one connection
+this edge process keeps to that actor process; everything the actor sends is already encoded,
+and is forwarded without parsing. When the actor stream falls behind, the edge stops reading the
+socket (back-pressure reaches the candidate's TCP window) instead of buffering or dropping audio.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ import contextlib
 import logging
 import time
 from collections import deque
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from aiohttp import WSMsgType, web
@@ -52,6 +53,7 @@ ENDED_BECAUSE: dict[int, rt.InterviewEndReason] = {
 KEY_PREFIX = "openai-insecure-api-key."
 LIVE = Gauge("interview_edge_live_connections", "Candidate connections open on this edge")
 FRAMES_IN = Counter("interview_edge_audio_frames_total", "Audio frames received from candidates")
+FRAMES_PER_COUNT = 50  # the counter is updated once a second per candidate, not per frame (a lock)
 REFUSED = Counter("interview_edge_refused_total", "Candidate connections refused", ["reason"])
 
 
@@ -82,24 +84,24 @@ def credential_of(request: web.Request) -> str | None:
 
 
 class CandidateLink:
-    """One open candidate connection and its actor stream."""
+    """One open candidate connection and its channel to the interview's actor."""
 
     def __init__(self, ws: web.WebSocketResponse, session_id: str) -> None:
         self.ws = ws
         self.session_id = session_id
-        self.outbox: deque[str] = deque()
+        self.outbox: deque[bytes] = deque()  # events as the actor encoded them (UTF-8 JSON)
         self.wake = asyncio.Event()
         self.close_with: tuple[int, str] | None = None
-        self.proto = fs.FrameProtocol(self._on_frame, self._on_lost)
+        self.frames_in = 0
 
-    def _on_frame(self, kind: int, payload: bytes) -> None:
+    def on_frame(self, kind: int, payload: bytes) -> None:
         if kind == fs.EVENT:
-            self.outbox.append(payload.decode())
+            self.outbox.append(payload)
         elif kind == fs.CLOSE:
             self.close_with = fs.decode_close(payload)
         self.wake.set()
 
-    def _on_lost(self, _exc: Exception | None) -> None:
+    def on_lost(self) -> None:
         if self.close_with is None:
             # The actor went away mid-interview: 1011 makes the SDK reconnect, and the pool
             # finds the restarted actor.
@@ -111,11 +113,49 @@ class CandidateLink:
             await self.wake.wait()
             self.wake.clear()
             while self.outbox:
-                await self.ws.send_str(self.outbox.popleft())
+                await self.ws.send_frame(self.outbox.popleft(), WSMsgType.TEXT)
             if self.close_with is not None:
                 code, reason = self.close_with
                 await self.ws.close(code=code, message=reason.encode()[:120])
                 return
+
+
+class ActorStream:
+    """This edge process's one connection to an actor process, shared by every interview of
+    that process it serves, a channel each: the actor then reads several interviews' audio in
+    one wake-up (interview_core/frame_stream.py)."""
+
+    def __init__(self, flush_delay_s: float, on_gone: Callable[[ActorStream], None]) -> None:
+        self.proto = fs.FrameProtocol(self._on_frame, self._on_lost, flush_delay_s=flush_delay_s)
+        self.links: dict[int, CandidateLink] = {}
+        self._next_channel = 0
+        self._on_gone = on_gone
+
+    def open(self, link: CandidateLink, key: str, *, announced: bool) -> int:
+        self._next_channel += 1
+        channel = self._next_channel
+        self.links[channel] = link
+        self.proto.send(fs.encode_hello(channel, key, announced=announced))
+        return channel
+
+    def send(self, kind: int, channel: int, payload: bytes) -> None:
+        self.proto.send(fs.encode_frame(kind, channel, payload))
+
+    def release(self, channel: int) -> None:
+        """The candidate has gone: the actor starts its grace period."""
+        if self.links.pop(channel, None) is not None:
+            self.proto.send(fs.encode_frame(fs.DETACH, channel, b""))
+
+    def _on_frame(self, kind: int, channel: int, payload: bytes) -> None:
+        link = self.links.get(channel)
+        if link is not None:
+            link.on_frame(kind, payload)
+
+    def _on_lost(self, _exc: Exception | None) -> None:
+        links, self.links = self.links, {}
+        for link in links.values():
+            link.on_lost()
+        self._on_gone(self)
 
 
 class CandidateSockets:
@@ -124,25 +164,53 @@ class CandidateSockets:
         self._links: set[CandidateLink] = set()
         self._closing = False
         self._keys = StreamKeys(edge.settings.secret_key)
-        self._placed: dict[str, tuple[Placement, float]] = {}  # session -> where, until when
+        # session -> where it is placed, the session it was announced with, until when
+        self._placed: dict[str, tuple[Placement, rt.SessionConfig, float]] = {}
+        self._streams: dict[tuple[str, int], asyncio.Task[ActorStream]] = {}  # by actor address
 
-    async def pre_place(self, session_id: str) -> None:
+    async def _stream_to(self, host: str, port: int) -> ActorStream:
+        """The connection to the actor at this address, opened once for all its interviews (joins
+        arriving while it opens wait for the same connect)."""
+        task = self._streams.get((host, port))
+        if task is None:
+            task = self._streams[(host, port)] = asyncio.create_task(self._connect(host, port))
+        return await asyncio.shield(task)
+
+    async def _connect(self, host: str, port: int) -> ActorStream:
+        connecting = asyncio.current_task()
+
+        def forget(_stream: ActorStream | None = None) -> None:  # the next join connects anew
+            if self._streams.get((host, port)) is connecting:
+                del self._streams[(host, port)]
+
+        stream = ActorStream(self.edge.settings.stream_flush_ms / 1000, forget)
+        try:
+            await asyncio.get_running_loop().create_connection(lambda: stream.proto, host, port)
+        except OSError:
+            forget()
+            raise
+        return stream
+
+    async def pre_place(self, session_id: str, config: rt.SessionConfig) -> None:
         """Places a session ahead of its join (a client secret was just made for it), so the join
-        itself is a TCP connect and a key. Failing here is not an error: the join places again."""
+        itself is an upgrade and `session.created` at once, then a TCP connect and a key. Failing
+        here is not an error: the join places again."""
         try:
             placement = await self.edge.cluster.place(session_id)
         except PlatformError as exc:
             log.info("session %s not placed ahead of its join (%s)", session_id, exc.code.code)
             return
         now = time.monotonic()
-        self._placed = {s: p for s, p in self._placed.items() if p[1] > now}
-        self._placed[session_id] = (placement, now + self.edge.settings.client_secret_ttl_s)
+        self._placed = {s: p for s, p in self._placed.items() if p[2] > now}
+        self._placed[session_id] = (placement, config, now + self.edge.settings.client_secret_ttl_s)
 
-    async def _place(self, session_id: str) -> Placement:
+    async def _place(self, session_id: str) -> tuple[Placement, rt.SessionConfig | None]:
+        """Where the session is, and the session to announce at once when it was placed ahead
+        (otherwise the actor announces it: a returning candidate's session may have changed)."""
         cached = self._placed.pop(session_id, None)
-        if cached is not None and cached[1] > time.monotonic():
-            return cached[0]
-        return await self.edge.cluster.place(session_id)
+        if cached is not None and cached[2] > time.monotonic():
+            return cached[0], cached[1]
+        return await self.edge.cluster.place(session_id), None
 
     @property
     def live_count(self) -> int:
@@ -182,12 +250,13 @@ class CandidateSockets:
         ws = web.WebSocketResponse(protocols=(SUBPROTOCOL,), max_msg_size=settings.ws_max_message_bytes,
                                    heartbeat=30.0, compress=False)
         placement: Placement | None = None
+        announce: rt.SessionConfig | None = None
         failure: PlatformError | None = None
         if self._closing:
             failure = PlatformError(ErrorCode.UNAVAILABLE, "edge restarting")
         else:
             try:
-                placement = await self._place(session_id)
+                placement, announce = await self._place(session_id)
             except PlatformError as exc:
                 failure = exc
         if failure is not None and failure.code.kind not in (ErrorKind.RESOURCE_EXHAUSTED, ErrorKind.UNAVAILABLE,
@@ -206,9 +275,13 @@ class CandidateSockets:
                 await ws.close(code=code, message=failure.message.encode()[:120])
             return ws
         assert placement is not None
+        if announce is not None:
+            # Placed ahead, on a warm actor: the session exists, so the candidate hears so now, as
+            # OpenAI's first event; what they send meanwhile waits in the socket for the stream.
+            await ws.send_str(rt.encode_server_event(rt.SessionCreated(session=announce)))
         if claims.kind == CLIENT_SECRET:  # recorded while the stream opens, not before
             remembering = asyncio.create_task(self.edge.cluster.remember_secret(session_id, claims.token_id))
-        await self._serve(ws, placement, session_id)
+        await self._serve(ws, placement, session_id, announced=announce is not None)
         if claims.kind == CLIENT_SECRET:
             with contextlib.suppress(Exception):
                 await remembering
@@ -222,21 +295,20 @@ class CandidateSockets:
             return "completed"
         return ENDED_BECAUSE.get(session.status, "completed")
 
-    async def _serve(self, ws: web.WebSocketResponse, placement: Placement, session_id: str) -> None:
+    async def _serve(self, ws: web.WebSocketResponse, placement: Placement, session_id: str, *,
+                     announced: bool) -> None:
         settings = self.edge.settings
         link = CandidateLink(ws, session_id)
-        loop = asyncio.get_running_loop()
         try:
-            await loop.create_connection(lambda: link.proto, placement.host, placement.port)
+            stream = await self._stream_to(placement.host, placement.port)
         except OSError:
             try:  # the actor moved (restarted on a new port): ask the pool where it is now
                 placement = await self.edge.cluster.place(session_id)
-                await loop.create_connection(lambda: link.proto, placement.host, placement.port)
+                stream = await self._stream_to(placement.host, placement.port)
             except (OSError, PlatformError):
                 await ws.close(code=WS_INTERNAL, message=b"interview actor unreachable")
                 return
-        key = self._keys.mint(session_id, settings.attach_key_ttl_s)
-        link.proto.send(fs.encode_frame(fs.HELLO, key.encode()))
+        channel = stream.open(link, self._keys.mint(session_id, settings.attach_key_ttl_s), announced=announced)
         self._links.add(link)
         LIVE.inc()
         writer = asyncio.create_task(link.pump_out())
@@ -258,12 +330,14 @@ class CandidateSockets:
                                 client_event_id=event.event_id)))
                             await ws.close(code=WS_POLICY, message=b"audio flood")
                             break
-                        FRAMES_IN.inc()
-                        link.proto.send(fs.encode_frame(fs.AUDIO, event.audio))
-                        if link.proto.paused:
-                            await link.proto.wait_writable()
+                        link.frames_in += 1
+                        if link.frames_in % FRAMES_PER_COUNT == 0:
+                            FRAMES_IN.inc(FRAMES_PER_COUNT)
+                        stream.send(fs.AUDIO, channel, event.audio)
+                        if stream.proto.paused:
+                            await stream.proto.wait_writable()
                     elif events.take(1):
-                        link.proto.send(fs.encode_frame(fs.EVENT, data.encode()))
+                        stream.send(fs.EVENT, channel, data.encode())
                     else:
                         await ws.send_str(rt.encode_server_event(rt.ErrorEvent(
                             message="too many events", code="rate_limited", client_event_id=event.event_id)))
@@ -276,7 +350,8 @@ class CandidateSockets:
         finally:
             self._links.discard(link)
             LIVE.dec()
-            link.proto.close()
+            FRAMES_IN.inc(link.frames_in % FRAMES_PER_COUNT)
+            stream.release(channel)
             writer.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await writer
@@ -286,3 +361,6 @@ class CandidateSockets:
         self._closing = True
         await asyncio.gather(*(link.ws.close(code=WS_RESTART, message=b"edge restarting")
                                for link in list(self._links)), return_exceptions=True)
+        for task in list(self._streams.values()):
+            if task.done() and not task.cancelled() and task.exception() is None:
+                task.result().proto.close()  # the actors start their interviews' grace periods

@@ -9,10 +9,12 @@ on live interviews. Through the control API and the edge it creates a tenant, a
 template (many questions, a long time limit, so no interview finishes during the run), N
 candidates and their invitations, and redeems them. Then:
 
-(a) join burst: `--joins` candidates connect at the same instant to the otherwise idle stack;
-    each measures the time from starting its WebSocket connection to `session.created`.
+(a) join burst: `--joins` candidates ask for their client secrets at once (which places their
+    sessions), the pool refills the places they took, and two seconds later they connect at the
+    same instant to the otherwise idle stack; each measures the time from starting its WebSocket
+    connection to `session.created`, and to the interviewer's first audio.
 (b) the rest connect (their actors are started on demand: not measured as joins), the warm pool
-    refills, and once the stack is steady, a hold of `--duration` seconds starts: all N interviews
+    refills, and 6 s later (new processes settle), a hold of `--duration` seconds starts: all N interviews
     stream a 20 ms `input_audio_buffer.append` event every 20 ms at real-time pace (absolute-time
     pacing: a late sender catches up, by at most 200 ms of audio), mostly silence, answering each
     question the interviewer asks with recorded speech (the WAV files in shared/audio), so the
@@ -112,6 +114,7 @@ class CandidateResult:
     session_id: str
     join_ms: float | None = None
     upgrade_ms: float | None = None  # of which: until the WebSocket upgrade
+    first_audio_ms: float | None = None  # from the same start to the interviewer's first audio
     secret_ms: float | None = None  # the client secret before it (the edge places the session then)
     frames_sent: int = 0
     frames_in_window: int = 0
@@ -160,6 +163,7 @@ class Candidate:
         self._secret_url = f"{base_url.replace('ws://', 'http://', 1)}/v1/realtime/client_secrets"
         self.ws: Any = None
         self.secret = ""
+        self._connect_t0 = 0.0  # perf_counter when the WebSocket connection started
         self.speech: list[str] = []  # frames still to say (reversed: pop() from the end)
         self.voiced_left = 0  # frames until the answer's last voiced frame has been sent
         self.answer_end: float | None = None  # when it was (monotonic)
@@ -194,7 +198,7 @@ class Candidate:
             await self.get_secret(http)
             if not self.secret:
                 return
-        t0 = time.perf_counter()
+        t0 = self._connect_t0 = time.perf_counter()
         try:
             self.ws = await http.ws_connect(self._url, headers={"Authorization": f"Bearer {self.secret}"},
                                             autoping=True, compress=0, timeout=120, max_msg_size=0)
@@ -224,6 +228,8 @@ class Candidate:
                 kind = _fast_type(data)
                 if kind == "response.output_audio.delta":
                     result.audio_deltas += 1
+                    if result.first_audio_ms is None:
+                        result.first_audio_ms = (time.perf_counter() - self._connect_t0) * 1000
                     if self.answer_end is not None:
                         now = time.monotonic()
                         if self.window[0] <= now < self.window[1]:
@@ -736,6 +742,18 @@ def _ray_process(address: str, log_path: str, conn: Connection) -> None:
             ray.shutdown()
 
 
+def wait_for_refill(view: RayView, *, live: int, timeout_s: float = 300.0) -> dict[str, int]:
+    """Waits until the pool holds `live` interviews and has refilled its warm places."""
+    deadline = time.monotonic() + timeout_s
+    pool = view.pool_stats()
+    while time.monotonic() < deadline:
+        if pool["live"] >= live and pool["free"] >= pool["warm_target"]:
+            break
+        time.sleep(0.5)
+        pool = view.pool_stats()
+    return pool
+
+
 class RayView:
     """Asks the Ray driver process for the pool's counts and the workers' stats and pids."""
 
@@ -1037,7 +1055,10 @@ def run(opts: Options, command: str) -> tuple[int, dict[str, Any]]:
         print(f"client secrets for the burst: {opts.joins} at once (each places its session)...", flush=True)
         coord.send("secrets")
         coord.expect("secrets", 180)
-        time.sleep(2.0)  # an otherwise idle stack for the joins
+        # An otherwise idle stack for the joins: the places they took are refilled first (actor
+        # processes starting would otherwise share the CPU with the burst).
+        wait_for_refill(view, live=opts.joins)
+        time.sleep(2.0)
         print(f"join burst: {opts.joins} candidates connect at once...", flush=True)
         coord.send("join", time.time() + 0.5)
         burst = [CandidateResult(**r) for part in coord.expect("joined", 180) for r in part]
@@ -1059,21 +1080,16 @@ def run(opts: Options, command: str) -> tuple[int, dict[str, Any]]:
         if dropped_early:
             print(f"  {len(dropped_early)} connection(s) dropped already; the first: {dropped_early[0]}", flush=True)
         print("waiting for the warm pool to refill...", flush=True)
-        deadline = time.monotonic() + 300
-        pool = view.pool_stats()
-        while time.monotonic() < deadline:
-            pool = view.pool_stats()
-            if pool["live"] >= opts.interviews and pool["free"] >= pool["warm_target"]:
-                break
-            time.sleep(1.0)
+        pool = wait_for_refill(view, live=opts.interviews)
         print(f"  pool: {pool}", flush=True)
         workers = view.workers()
         live_pids = {pid for pid, stats in workers.values() if stats.get("lives")}
-        time.sleep(2.0)
+        time.sleep(6.0)  # the processes the refill started settle (they disturbed the first seconds)
 
         # (b) the hold
-        print(f"hold: {opts.interviews} interviews streaming for {opts.duration_s:g} s...", flush=True)
         start_wall = time.time() + 0.5
+        print(f"hold: {opts.interviews} interviews streaming for {opts.duration_s:g} s from "
+              f"{time.strftime('%H:%M:%S', time.localtime(start_wall))}...", flush=True)
         end_wall = start_wall + opts.duration_s
         coord.send("hold", (start_wall, end_wall))
         extra = {"load generator": load_pids, "bench coordinator": [os.getpid(), view.proc.pid or 0]}
@@ -1107,6 +1123,9 @@ def run(opts: Options, command: str) -> tuple[int, dict[str, Any]]:
         coord.close()
 
         results = [r for s in summaries for r in s.results]
+        burst_ids = {r.session_id for r in burst}
+        first_audio = sorted(r.first_audio_ms for r in results
+                             if r.session_id in burst_ids and r.first_audio_ms is not None)
         pings = sorted(rtt for s in summaries for _, rtt in s.pings)
         by_second: dict[int, list[float]] = {}
         for s in summaries:
@@ -1142,6 +1161,8 @@ def run(opts: Options, command: str) -> tuple[int, dict[str, Any]]:
             "secret_p50_ms": percentile(sorted(r.secret_ms for r in burst if r.secret_ms is not None), 50),
             "secret_p99_ms": percentile(sorted(r.secret_ms for r in burst if r.secret_ms is not None), 99),
             "join_upgrade_p50_ms": percentile(sorted(r.upgrade_ms for r in burst if r.upgrade_ms is not None), 50),
+            "join_first_audio_p50_ms": percentile(first_audio, 50),
+            "join_first_audio_p99_ms": percentile(first_audio, 99),
             "ramp_join_p50_ms": percentile(sorted(r.join_ms for r in ramp if r.join_ms), 50),
             "ramp_join_max_ms": max((r.join_ms for r in ramp if r.join_ms), default=float("nan")),
             "frames_sent": sent, "frames_received": got, "frames_lost": lost, "frames_unexpected": extra_frames,
@@ -1152,6 +1173,7 @@ def run(opts: Options, command: str) -> tuple[int, dict[str, Any]]:
             "pings": len(pings), "ping_p50_ms": percentile(pings, 50), "ping_p99_ms": percentile(pings, 99),
             "ping_max_ms": pings[-1] if pings else float("nan"),
             "worst_second_p99_ms": worst[0], "worst_second": worst[1],
+            "p99_by_second_ms": {sec: round(percentile(sorted(v), 99), 2) for sec, v in sorted(by_second.items())},
             "turns_timed": len(turns), "turn_p50_ms": percentile(turns, 50), "turn_p99_ms": percentile(turns, 99),
             "send_lateness_p50_ms": percentile(lateness, 50), "send_lateness_p99_ms": percentile(lateness, 99),
             "live_actors": len(live_pids), "idle_actors": len(idle_pids),
@@ -1211,6 +1233,8 @@ def report(f: dict[str, Any]) -> bool:
         ("join burst: connect -> session.created", f"p50 {f['join_p50_ms']:.1f} ms   p99 {f['join_p99_ms']:.1f} ms"
          f"   max {f['join_max_ms']:.1f} ms   ({f['joined']}/{f['joins']} joined; upgrade p50 "
          f"{f['join_upgrade_p50_ms']:.1f} ms)"),
+        ("  connect -> the interviewer's first audio", f"p50 {f['join_first_audio_p50_ms']:.1f} ms   p99 "
+         f"{f['join_first_audio_p99_ms']:.1f} ms"),
         ("  before it: the client secret (places it)", f"p50 {f['secret_p50_ms']:.1f} ms   p99 "
          f"{f['secret_p99_ms']:.1f} ms"),
         ("later joins (actor started on demand)", f"p50 {f['ramp_join_p50_ms']:.0f} ms   max "

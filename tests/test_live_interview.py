@@ -37,7 +37,10 @@ async def test_whole_interview_through_the_official_sdk(world: TenantWorld, edge
     run = await run_interview(edge_base, secret, session_id, answers, speed=1.0)  # real-time pace, as a person
 
     types = [e["type"] for e in run.events]
-    assert types[0] == "session.created"
+    # Placed at its client secret, the session is announced by the edge at once, and only then.
+    assert types[0] == "session.created" and types.count("session.created") == 1
+    announced = run.events[0]["session"]
+    assert (announced["id"], announced["model"]) == (session_id, "offline-interviewer")
     assert run.of_type("interview.ended")[-1]["reason"] == "completed"
     assert len(run.of_type("input_audio_buffer.speech_started")) == 2
     assert len(run.of_type("conversation.item.input_audio_transcription.completed")) == 2

@@ -78,7 +78,7 @@ async def test_candidate_drops_and_reconnects(world: TenantWorld, edge: RunningE
         await asyncio.sleep(0.5)
         # Back with the same credential: the cut-off question 2 is asked again, then the rest.
     run = await run_interview(base, token, session_id, [read_wav(AUDIO / "candidate_answer_project.wav")], speed=4.0)
-    assert run.of_type("session.created")
+    assert len(run.of_type("session.created")) == 1  # announced by the actor: no client secret placed it
     assert run.of_type("interview.ended")[-1]["reason"] == "completed"
     said = [e["transcript"] for e in run.of_type("response.output_audio_transcript.done")]
     assert said[0] == world.template.questions[1], "the question cut off by the drop is asked again"
@@ -171,3 +171,43 @@ async def test_offline_transcription_hears_real_words(world: TenantWorld, live_s
     assert first_answer == heard[0].lower()
     # "hi thanks for having me ... five years of experience building ..."
     assert sum(word in first_answer.split() for word in ("thanks", "having", "years", "experience")) >= 2
+
+
+async def test_interviews_on_one_actor_share_one_stream_and_stay_apart(world: TenantWorld,
+                                                                       live_settings: Settings) -> None:
+    """Two interviews the pool packed onto one actor process travel on the edge's one connection
+    to it, a channel each, with audio held 5 ms to be written together; each hears its own
+    interview and stores its own transcript, and the one that drops leaves the other running."""
+    from actors import registry
+    from tests.sdk_candidate import client_secret
+
+    settings = live_settings.replace(edge_port=free_port(), stream_flush_ms=5.0)
+    running = await start_edge(settings)
+    try:
+        base = f"127.0.0.1:{running.port}"
+        redeemed = [await redeem(world, base) for _ in range(2)]
+        ids = [str(r["session_id"]) for r in redeemed]
+        secrets = [await client_secret(base, str(r["access_token"])) for r in redeemed]
+        assert len({registry.worker_of(settings.ray_namespace, s) for s in ids}) == 1, "packed onto one actor"
+        answers = [read_wav(AUDIO / "candidate_intro.wav"), read_wav(AUDIO / "candidate_answer_project.wav")]
+        token = str(redeemed[1]["access_token"])
+
+        async def second_drops_then_returns() -> Any:
+            async with aiohttp.ClientSession() as http:  # gone while hearing question 1
+                ws = await http.ws_connect(f"ws://{base}/v1/realtime?call_id={ids[1]}",
+                                           headers={"Authorization": f"Bearer {token}"})
+                async for event in ws_events(ws):
+                    if event["type"] == "response.output_audio.delta":
+                        break
+                await ws.close()
+            return await run_interview(base, token, ids[1], answers, speed=4.0)
+
+        first, second = await asyncio.gather(run_interview(base, secrets[0], ids[0], answers, speed=4.0),
+                                             second_drops_then_returns())
+        assert len(running.edge.sockets._streams) == 1, "one connection to the actor for both"
+        for run, session_id in ((first, ids[0]), (second, ids[1])):
+            assert {e["session"]["id"] for e in run.of_type("session.created")} == {session_id}
+            assert run.of_type("interview.ended")[-1]["reason"] == "completed"
+            assert_whole_interview(await transcript(world, session_id), world)
+    finally:
+        await running.stop()

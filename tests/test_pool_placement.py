@@ -14,6 +14,7 @@ import pytest
 
 from actors import registry
 from actors.cluster import Cluster
+from interview_core import frame_stream as fs
 from interview_core.config import Settings
 from interview_core.errors import PlatformError
 from interview_core.stream_keys import StreamKeys
@@ -35,6 +36,21 @@ def test_stream_keys_open_once_for_their_session_only() -> None:
     assert actor.redeem(late) is None  # expired
     for junk in ("", ".", "a.b.c.d", "session-a.notanumber.nonce." + "0" * 32, "x" * 500):
         assert actor.redeem(junk) is None
+
+
+def test_frames_carry_their_channel_and_a_hello_its_key_and_announcement() -> None:
+    frames: list[tuple[int, int, bytes]] = []
+    parser = fs.FrameProtocol(lambda kind, channel, payload: frames.append((kind, channel, payload)),
+                              lambda _exc: None)
+    wire = (fs.encode_hello(7, "k.1.n.mac", announced=True) + fs.encode_frame(fs.AUDIO, 7, b"\x01\x00" * 480)
+            + fs.encode_hello(9, "k2", announced=False) + fs.encode_close(9, 4003, "no"))
+    for i in range(0, len(wire), 100):  # split anywhere, as TCP may
+        parser.data_received(wire[i:i + 100])
+    assert [(k, c) for k, c, _ in frames] == [(fs.HELLO, 7), (fs.AUDIO, 7), (fs.HELLO, 9), (fs.CLOSE, 9)]
+    assert fs.decode_hello(frames[0][2]) == ("k.1.n.mac", True)
+    assert fs.decode_hello(frames[2][2]) == ("k2", False)
+    assert fs.decode_close(frames[3][2]) == (4003, "no")
+    assert fs.decode_hello(b"") == ("", False)  # an empty HELLO opens nothing
 
 
 def test_the_registry_lists_what_it_bound(ray_head: str) -> None:
