@@ -56,6 +56,12 @@ class SpeechKit(Protocol):
     def transcribes(self) -> bool: ...
 
 
+def progress_event(flow: InterviewFlow, action: Progress, now: float) -> rt.InterviewProgress:
+    """The candidate's `interview.progress` for the flow's Progress action (both engines)."""
+    return rt.InterviewProgress(question_number=action.question, question_count=action.of,
+                                seconds_left=action.seconds_left or flow.seconds_left(now))
+
+
 class TurnDetector(Protocol):
     def feed(self, pcm: bytes) -> list[tuple[str, int]]:
         """("started" | "stopped", offset_ms) for each change heard in this audio."""
@@ -206,9 +212,7 @@ class OfflineInterviewer:
                 self._record(action)
             elif isinstance(action, Progress):
                 self._last_progress = self._clock()
-                seconds = action.seconds_left or self.flow.seconds_left(self._clock())
-                self._send(rt.InterviewProgress(question_number=action.question, question_count=action.of,
-                                                seconds_left=seconds))
+                self._send(progress_event(self.flow, action, self._last_progress))
             elif isinstance(action, Finish):
                 self._finished(action.reason)
 

@@ -57,7 +57,7 @@ from actors.interview_flow import (
     Speak,
     StopSpeaking,
 )
-from actors.offline_engine import BYTES_PER_MS, Engine
+from actors.offline_engine import BYTES_PER_MS, Engine, progress_event
 from actors.openai_realtime import RealtimeLink
 from interview.v1 import resources_pb2
 from interview_core import realtime_protocol as rt
@@ -382,9 +382,7 @@ class OpenAIInterviewer:
                 self._hold(action)
             elif isinstance(action, Progress):
                 self._last_progress = self._clock()
-                seconds = action.seconds_left or self.flow.seconds_left(self._clock())
-                self._send(rt.InterviewProgress(question_number=action.question, question_count=action.of,
-                                                seconds_left=seconds))
+                self._send(progress_event(self.flow, action, self._last_progress))
             elif isinstance(action, Finish):
                 self._finish(action.reason)
 
