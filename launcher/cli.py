@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import logging
 import sys
 from pathlib import Path
@@ -75,22 +74,6 @@ def cmd_edge(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_outbox(args: argparse.Namespace) -> int:
-    from launcher.admin_client import AdminClient
-
-    client = AdminClient.from_settings(_settings(args), token=args.token, address=args.address)
-    messages = client.list_outbox(tenant_id=args.tenant or "", limit=args.limit)
-    if args.json:
-        print(json.dumps(messages, indent=2))
-        return 0
-    if not messages:
-        print("the outbox is empty")
-    for m in messages:
-        print(f"--- {m['createTime']}  {m['status']}  to {m['toEmail']}  (tenant {m['tenantId']})")
-        print(f"Subject: {m['subject']}\n\n{m['textBody']}")
-    return 0
-
-
 def cmd_bench_live(args: argparse.Namespace) -> int:
     from loadtest.live_bench import main as bench_main
 
@@ -131,17 +114,6 @@ def build_parser() -> argparse.ArgumentParser:
     edg.add_argument("--edge-host")
     edg.add_argument("--edge-port", type=int)
     edg.set_defaults(func=cmd_edge)
-
-    out = sub.add_parser("outbox", help="show queued and sent email",
-                         description="Lists the email outbox through the control API. Example: "
-                         "interview outbox --limit 5")
-    _add_common(out)
-    out.add_argument("--tenant", help="only this tenant's messages")
-    out.add_argument("--limit", type=int, default=20)
-    out.add_argument("--json", action="store_true", help="machine-readable output")
-    out.add_argument("--address", help="control service address (default from settings)")
-    out.add_argument("--token", help="admin token or tenant API key (default: the one `up` generated)")
-    out.set_defaults(func=cmd_outbox)
 
     bench = sub.add_parser("bench-control", help="measure the control service's throughput and latency",
                            description="Starts a private stack on embedded defaults and measures "

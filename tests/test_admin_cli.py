@@ -28,7 +28,7 @@ ADMIN_COMMANDS = [
     ["tenants", "create"], ["tenants", "list"], ["tenants", "show"], ["keys", "create"], ["keys", "revoke"],
     ["templates", "create"], ["templates", "show"], ["templates", "list"], ["candidates", "add"],
     ["candidates", "list"], ["candidates", "show"], ["invite"], ["sessions", "list"], ["sessions", "show"],
-    ["transcript"], ["watch"], ["demo"], ["say"],
+    ["transcript"], ["watch"], ["outbox"], ["demo"], ["say"],
 ]
 
 
@@ -100,6 +100,10 @@ async def test_walkthrough_by_hand_with_no_flags(cli_home: CliHome, admin: Api) 
     outbox = await admin.outbox.ListOutboxMessages(
         outbox_service_pb2.ListOutboxMessagesRequest(tenant_id=tenant), metadata=admin.md)
     assert [m.to_email for m in outbox.messages] == ["ada@example.com"]
+    r = await run_cli(["outbox"], as_tenant)  # the key's own tenant's mail, as `interview outbox` shows it
+    assert r.code == 0 and "sent  to ada@example.com" in r.out and "/i/" in r.out, r.out
+    r = await run_cli(["outbox", "--json"], as_tenant)
+    assert [m["toEmail"] for m in json.loads(r.out)] == ["ada@example.com"]
 
     r = await run_cli(["tenants", "show"], as_tenant)  # a key's own tenant
     assert tenant in r.out
@@ -186,9 +190,12 @@ async def test_error_paths_are_one_line_and_a_distinct_exit_code(cli_home: CliHo
     r = await run_cli(["sessions", "list", "--since", "yesterday"], as_tenant)
     assert r.code == 3 and "--since" in one_error_line(r.err)
 
-    r = await run_cli(["tenants", "list", "--address", "127.0.0.1:1"], env)
-    line = one_error_line(r.err)
-    assert r.code == 10 and "cannot reach the control service at 127.0.0.1:1" in line and "(UNAVAILABLE)" in line
+    for command in (["tenants", "list"], ["outbox"]):
+        r = await run_cli([*command, "--address", "127.0.0.1:1"], env)
+        line = one_error_line(r.err)
+        assert r.code == 10 and "cannot reach the control service at 127.0.0.1:1" in line and "(UNAVAILABLE)" in line
+    r = await run_cli(["outbox", "--tenant", other_world.tenant.id], as_tenant)  # another tenant's mail
+    assert r.code == 8 and "(PERMISSION_DENIED)" in one_error_line(r.err)
 
     r = await run_cli(["tenants", "list", "--data-dir", str(cli_home.data_dir / "nowhere")],
                       {"INTERVIEW_CONTROL_PORT": str(cli_home.control_port)})

@@ -1,4 +1,5 @@
-"""The admin commands: tenants, API keys, templates, candidates, invitations and sessions, through
+"""The admin commands: tenants, API keys, templates, candidates, invitations, sessions and the email
+outbox, through
 the control service's gRPC API (never the database), so they work against any deployment.
 
 Each command resolves its target (launcher/admin/connection.py), makes its calls, and prints a
@@ -27,6 +28,8 @@ from interview.v1 import (
     candidate_service_pb2_grpc,
     invitation_service_pb2,
     invitation_service_pb2_grpc,
+    outbox_service_pb2,
+    outbox_service_pb2_grpc,
     resources_pb2,
     session_service_pb2,
     session_service_pb2_grpc,
@@ -90,6 +93,9 @@ class Ctx:
 
     def sessions(self) -> session_service_pb2_grpc.SessionServiceStub:
         return session_service_pb2_grpc.SessionServiceStub(self.channel)
+
+    def outbox(self) -> outbox_service_pb2_grpc.OutboxServiceStub:
+        return outbox_service_pb2_grpc.OutboxServiceStub(self.channel)
 
     def emit(self, message: Message) -> None:
         render.dump_json(render.to_json(message), self.out)
@@ -451,6 +457,27 @@ def watch(c: Ctx) -> int:
     return 0
 
 
+# -- the email outbox -----------------------------------------------------------------------------
+
+def outbox(c: Ctx) -> int:
+    def fetch(token: str, size: int) -> tuple[list[Any], str]:
+        r = c.outbox().ListOutboxMessages(outbox_service_pb2.ListOutboxMessagesRequest(
+            tenant_id=c.tenant, page_size=size, page_token=token), metadata=c.md, timeout=CALL_TIMEOUT_S)
+        return list(r.messages), r.next_page_token
+
+    messages = _pages(fetch, c.args.limit)
+    if c.json:
+        c.emit_list(messages)
+        return 0
+    if not messages:
+        c.line("the outbox is empty")
+    for m in messages:
+        c.line(f"--- {render.when(m.create_time)}  {render.outbox_status(m.status)}  to {m.to_email}  "
+               f"(tenant {m.tenant_id})")
+        c.line(f"Subject: {m.subject}\n\n{m.text_body}")
+    return 0
+
+
 # -- registration ---------------------------------------------------------------------------------
 
 def _parents() -> tuple[argparse.ArgumentParser, argparse.ArgumentParser]:
@@ -578,3 +605,8 @@ def register(sub: Any) -> None:
                 "  interview watch $SESSION --tenant $TENANT")
     p.add_argument("session_id")
     p.add_argument("--after", type=int, default=0, help="skip transcript items up to this sequence number")
+
+    p = command(sub, "outbox", outbox, "show queued and sent email (what SendGrid sent, or would send)",
+                "  interview outbox --limit 5", tenant_scoped=False)
+    p.add_argument("--tenant", help="only this tenant's messages (with a tenant API key: always its own)")
+    p.add_argument("--limit", type=int, default=20, help="at most this many (default 20; 0: all)")

@@ -64,6 +64,10 @@ def session_status(value: int) -> str:
     return enum_name(resources_pb2.SessionStatus, value, "SESSION_STATUS_")
 
 
+def outbox_status(value: int) -> str:
+    return enum_name(resources_pb2.OutboxStatus, value, "OUTBOX_STATUS_")
+
+
 def candidate_status(value: int) -> str:
     return enum_name(resources_pb2.CandidateStatus, value, "CANDIDATE_STATUS_")
 
