@@ -22,8 +22,10 @@ def _env_name(name: str) -> str:
     return "INTERVIEW_" + name.upper()
 
 
-# Settings that keep their conventional, unprefixed variable names.
+# Settings whose variable is not INTERVIEW_ + the field's name: conventional, unprefixed names,
+# and the admin commands' target.
 _PLAIN_ENV_NAMES = {
+    "admin_address": "INTERVIEW_CONTROL_ADDRESS",
     "database_url": "DATABASE_URL",
     "sendgrid_api_key": "SENDGRID_API_KEY",
     "openai_api_key": "OPENAI_API_KEY",
@@ -178,12 +180,18 @@ class Settings:
     openai_give_up_s: float = 60.0  # OpenAI unreachable this long: the closing words are skipped
     apivideo_api_key: str = ""
     ray_address: str = ""
+    # What the admin commands (launcher/admin) call: a control service elsewhere (host:port; empty:
+    # control_host:control_port), with a tenant API key (empty: the admin token). Theirs alone:
+    # never passed to the processes `interview up` starts.
+    admin_address: str = ""
+    tenant_api_key: str = ""
 
     log_level: str = "INFO"
 
     _secret_fields = frozenset({"admin_token", "service_token", "secret_key", "sendgrid_api_key",
                                 "openai_api_key", "apivideo_api_key", "service_db_password",
-                                "supabase_jwt_secret"})
+                                "supabase_jwt_secret", "tenant_api_key"})
+    _cli_only_fields = frozenset({"admin_address", "tenant_api_key"})
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
@@ -317,6 +325,8 @@ class Settings:
         """The settings as environment variables, for child processes."""
         out: dict[str, str] = {}
         for f in fields(self):
+            if f.name in self._cli_only_fields:
+                continue
             value = getattr(self, f.name)
             text = ("true" if value else "false") if isinstance(value, bool) else str(value)
             out[_PLAIN_ENV_NAMES.get(f.name, _env_name(f.name))] = text

@@ -15,7 +15,6 @@ import asyncio
 import hashlib
 import json
 import logging
-import os
 import sys
 import time
 import urllib.error
@@ -46,7 +45,6 @@ from interview_core.errors import ErrorCode, ErrorKind
 from launcher.admin import render
 from launcher.admin.commands import read_transcript, settings_for
 from launcher.admin.connection import (
-    ADDRESS_ENV,
     CALL_TIMEOUT_S,
     EXIT_BY_KIND,
     EXIT_FAILURE,
@@ -119,7 +117,7 @@ class Stack:
 
 def find_or_start_stack(args: argparse.Namespace, settings: Settings, out: TextIO) -> tuple[Stack, Any]:
     """The stack to use, and the supervisor of one started here (None when it was running)."""
-    address = args.address or os.environ.get(ADDRESS_ENV) or settings.control_address
+    address = args.address or settings.admin_address or settings.control_address
     edge = (args.edge or f"http://{settings.edge_host}:{settings.edge_port}").rstrip("/")
     control_up = control_healthy(address)
     if control_up and edge_healthy(edge):
@@ -128,7 +126,7 @@ def find_or_start_stack(args: argparse.Namespace, settings: Settings, out: TextI
         raise CommandError(f"the control service at {address} answers but the edge at {edge} does not",
                            code="UNAVAILABLE", exit_code=EXIT_BY_KIND[ErrorKind.UNAVAILABLE],
                            hint="is `interview up` still starting? (or pass --edge)")
-    if args.no_start or args.address or os.environ.get(ADDRESS_ENV):
+    if args.no_start or args.address or settings.admin_address:
         raise CommandError(f"no stack is running at {address}", code="UNAVAILABLE",
                            exit_code=EXIT_BY_KIND[ErrorKind.UNAVAILABLE], hint="start one with `interview up`")
     from launcher.stack import start_stack

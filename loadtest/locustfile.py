@@ -53,7 +53,7 @@ by environment variables:
     questions in the template (default 20), ``LOCUST_TIME_LIMIT_S`` its time limit (default 3600).
 
 The stack's default `INTERVIEW_MAX_LIVE_INTERVIEWS` (120) caps the users one stack serves, and
-`INTERVIEW_WARM_ACTORS` the number that join without waiting for an actor process to start.
+`INTERVIEW_WARM_INTERVIEWS` the number that join without waiting for an actor process to start.
 
 The WebSocket client is `websocket-client` (package ``websocket-client``), which cooperates with
 gevent's monkey patching; gRPC runs on gevent after ``grpc.experimental.gevent.init_gevent()``.
@@ -142,12 +142,15 @@ class _Setup:
             tenant_service_pb2,
             tenant_service_pb2_grpc,
         )
+        from interview_core.config import Settings
+        from launcher.admin.connection import resolve_credential
 
-        address = os.environ.get("INTERVIEW_CONTROL_ADDRESS", "127.0.0.1:50051")
-        channel = grpc.insecure_channel(address)
-        api_key = os.environ.get("INTERVIEW_TENANT_API_KEY", "")
+        settings = Settings.from_env()  # the admin commands' target and credential, as they find them
+        channel = grpc.insecure_channel(settings.admin_address or settings.control_address)
+        credential = resolve_credential(settings, None)
+        api_key = credential.token if credential.is_admin is False else ""
         if not api_key:
-            admin = md(_admin_token())
+            admin = md(credential.token)
             tenants = tenant_service_pb2_grpc.TenantServiceStub(channel)
             tenant = tenants.CreateTenant(tenant_service_pb2.CreateTenantRequest(
                 display_name=f"Locust {uuid.uuid4().hex[:6]}"), metadata=admin, timeout=30)
@@ -179,17 +182,6 @@ def last_voiced(pcm: bytes, threshold: int = 500) -> int:
 
 def md(token: str) -> tuple[tuple[str, str]]:
     return (("authorization", f"Bearer {token}"),)
-
-
-def _admin_token() -> str:
-    token = os.environ.get("INTERVIEW_ADMIN_TOKEN", "")
-    if token:
-        return token
-    path = Path(os.environ.get("INTERVIEW_DATA_DIR", ".interview")) / "credentials.json"
-    try:
-        return str(json.loads(path.read_text())["admin_token"])
-    except (OSError, KeyError, ValueError) as exc:
-        raise RuntimeError(f"set INTERVIEW_ADMIN_TOKEN or INTERVIEW_TENANT_API_KEY (no admin token in {path})") from exc
 
 
 SETUP = _Setup()

@@ -12,8 +12,6 @@ Credential: `--token`, else `INTERVIEW_TENANT_API_KEY` (a tenant's API key), els
 from __future__ import annotations
 
 import json
-import os
-from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,7 +22,6 @@ from interview_core.config import ConfigError, Settings
 from interview_core.errors import ErrorCode, ErrorKind
 from launcher.local_credentials import credentials_file
 
-ADDRESS_ENV = "INTERVIEW_CONTROL_ADDRESS"
 TENANT_KEY_ENV = "INTERVIEW_TENANT_API_KEY"
 ADMIN_TOKEN_ENV = "INTERVIEW_ADMIN_TOKEN"
 CALL_TIMEOUT_S = 15.0
@@ -94,10 +91,9 @@ class Target:
 
     @classmethod
     def resolve(cls, settings: Settings, *, address: str | None = None, token: str | None = None,
-                tls: bool = False, environ: Mapping[str, str] | None = None) -> Target:
-        env = os.environ if environ is None else environ
-        return cls(address or env.get(ADDRESS_ENV) or settings.control_address,
-                   resolve_credential(settings, token, env), tls)
+                tls: bool = False) -> Target:
+        return cls(address or settings.admin_address or settings.control_address,
+                   resolve_credential(settings, token), tls)
 
     def channel(self) -> grpc.Channel:
         if self.tls:
@@ -109,11 +105,11 @@ class Target:
         return (("authorization", f"Bearer {self.credential.token}"),)
 
 
-def resolve_credential(settings: Settings, token: str | None, env: Mapping[str, str]) -> Credential:
+def resolve_credential(settings: Settings, token: str | None) -> Credential:
     if token:
         return Credential(token, "--token", None)
-    if env.get(TENANT_KEY_ENV):
-        return Credential(env[TENANT_KEY_ENV], TENANT_KEY_ENV, False)
+    if settings.tenant_api_key:
+        return Credential(settings.tenant_api_key, TENANT_KEY_ENV, False)
     if settings.admin_token:
         return Credential(settings.admin_token, ADMIN_TOKEN_ENV, True)
     stored = read_stored_admin_token(settings.data_dir)
