@@ -86,20 +86,44 @@ def credential_of(request: web.Request) -> str | None:
 class CandidateLink:
     """One open candidate connection and its channel to the interview's actor."""
 
-    def __init__(self, ws: web.WebSocketResponse, session_id: str) -> None:
+    def __init__(self, ws: web.WebSocketResponse, session_id: str, *, max_pending_bytes: int) -> None:
         self.ws = ws
         self.session_id = session_id
         self.outbox: deque[bytes] = deque()  # events as the actor encoded them (UTF-8 JSON)
+        self.pending_bytes = 0
+        self.max_pending_bytes = max_pending_bytes
         self.wake = asyncio.Event()
         self.close_with: tuple[int, str] | None = None
         self.frames_in = 0
+        self.writer: asyncio.Task[None] | None = None  # pump_out
+        self._dropping: asyncio.Task[None] | None = None
 
     def on_frame(self, kind: int, payload: bytes) -> None:
-        if kind == fs.EVENT:
+        if kind == fs.EVENT and self.close_with is None:
+            if self.pending_bytes + len(payload) > self.max_pending_bytes:
+                # Not reading: the actor's stream is shared, so it is not paused for one candidate;
+                # the candidate goes, and reconnects to the interview when it reads again.
+                log.warning("session %s: the candidate is not reading its events; closing", self.session_id)
+                self.outbox.clear()
+                self.pending_bytes = 0
+                self.close_with = (WS_INTERNAL, "too far behind reading events")
+                self._dropping = asyncio.get_running_loop().create_task(self._drop())
+                return
             self.outbox.append(payload)
-        elif kind == fs.CLOSE:
+            self.pending_bytes += len(payload)
+        elif kind == fs.CLOSE and self.close_with is None:
             self.close_with = fs.decode_close(payload)
         self.wake.set()
+
+    async def _drop(self) -> None:
+        """Its writes are stuck waiting for it to read: stop them, and close within a second
+        (abruptly, if even the close cannot be written)."""
+        if self.writer is not None:
+            self.writer.cancel()
+        assert self.close_with is not None
+        code, reason = self.close_with
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(self.ws.close(code=code, message=reason.encode()), 1.0)
 
     def on_lost(self) -> None:
         if self.close_with is None:
@@ -113,7 +137,9 @@ class CandidateLink:
             await self.wake.wait()
             self.wake.clear()
             while self.outbox:
-                await self.ws.send_frame(self.outbox.popleft(), WSMsgType.TEXT)
+                event = self.outbox.popleft()
+                self.pending_bytes -= len(event)
+                await self.ws.send_frame(event, WSMsgType.TEXT)
             if self.close_with is not None:
                 code, reason = self.close_with
                 await self.ws.close(code=code, message=reason.encode()[:120])
@@ -298,7 +324,7 @@ class CandidateSockets:
     async def _serve(self, ws: web.WebSocketResponse, placement: Placement, session_id: str, *,
                      announced: bool) -> None:
         settings = self.edge.settings
-        link = CandidateLink(ws, session_id)
+        link = CandidateLink(ws, session_id, max_pending_bytes=settings.ws_max_pending_bytes)
         try:
             stream = await self._stream_to(placement.host, placement.port)
         except OSError:
@@ -311,7 +337,7 @@ class CandidateSockets:
         channel = stream.open(link, self._keys.mint(session_id, settings.attach_key_ttl_s), announced=announced)
         self._links.add(link)
         LIVE.inc()
-        writer = asyncio.create_task(link.pump_out())
+        writer = link.writer = asyncio.create_task(link.pump_out())
         audio = TokenBucket(48_000 * settings.audio_rate_factor, 48_000 * settings.audio_burst_s)
         events = TokenBucket(settings.max_events_per_s, settings.max_events_per_s * 2)
         try:

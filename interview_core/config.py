@@ -150,6 +150,10 @@ class Settings:
     # Browser Origins allowed on the candidate WebSocket, comma-separated; empty: the edge's own.
     allowed_origins: str = ""
     ws_max_message_bytes: int = 256 * 1024
+    # Server events held for a candidate who is not reading them (a frozen tab, a stalled network);
+    # past this the connection is closed with 1011, and the SDK reconnects to the same interview.
+    # About a minute of the interviewer's audio.
+    ws_max_pending_bytes: int = 4 * 1024 * 1024
     # Candidate audio rate limit: sustained multiple of real time, and a burst allowance in
     # seconds of audio (a reconnecting SDK flushes what it queued, up to ~15 s).
     audio_rate_factor: float = 2.0
@@ -232,7 +236,7 @@ class Settings:
                     "max_live_interviews", "interviews_per_actor", "edge_processes", "supervise_interval_s",
                     "actor_start_timeout_s",
                     "control_timeout_s", "placed_unjoined_s", "abandon_grace_s", "attach_key_ttl_s", "turn_silence_ms",
-                    "candidate_token_ttl_s", "client_secret_ttl_s", "ws_max_message_bytes",
+                    "candidate_token_ttl_s", "client_secret_ttl_s", "ws_max_message_bytes", "ws_max_pending_bytes",
                     "audio_rate_factor", "audio_burst_s", "max_events_per_s")
         for name in positive:
             if getattr(self, name) <= 0:

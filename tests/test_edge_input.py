@@ -904,3 +904,42 @@ async def test_coming_back_to_an_ended_interview(world: TenantWorld, http: aioht
             "an attempt left an actor running that the pool no longer tracks, or a place taken")
     finally:
         await edge.stop()
+
+
+class StalledSocket:
+    """A candidate's WebSocket whose peer has stopped reading: every write waits for ever."""
+
+    def __init__(self) -> None:
+        self.frames = 0
+        self.closed_with: int | None = None
+
+    async def send_frame(self, message: bytes, opcode: aiohttp.WSMsgType) -> None:
+        self.frames += 1
+        await asyncio.Event().wait()
+
+    async def close(self, *, code: int, message: bytes) -> None:
+        self.closed_with = code
+        await asyncio.Event().wait()  # even the close frame cannot be written
+
+
+async def test_a_candidate_who_stops_reading_is_closed_not_buffered_without_bound() -> None:
+    from edge.candidate_socket import CandidateLink
+    from edge.http_errors import WS_INTERNAL
+    from interview_core import frame_stream as fs
+
+    ws = StalledSocket()
+    link = CandidateLink(ws, "session", max_pending_bytes=64 * 1024)  # type: ignore[arg-type]
+    link.writer = asyncio.create_task(link.pump_out())
+    delta = b'{"type":"response.output_audio.delta","delta":"' + b"A" * 6400 + b'"}'
+    for _ in range(11):
+        link.on_frame(fs.EVENT, delta)
+        await asyncio.sleep(0)
+    # The first write is stuck; ten more wait, just under the bound.
+    assert ws.frames == 1 and len(link.outbox) == 10 and link.close_with is None
+    link.on_frame(fs.EVENT, delta)  # past the bound
+    assert link.close_with is not None and link.close_with[0] == WS_INTERNAL  # the SDK reconnects
+    assert not link.outbox and link.pending_bytes == 0
+    link.on_frame(fs.EVENT, delta)  # what comes after is not kept either
+    assert not link.outbox
+    await asyncio.sleep(1.2)  # the close is given a second, then given up
+    assert ws.closed_with == WS_INTERNAL and link.writer.cancelled()
