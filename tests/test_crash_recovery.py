@@ -51,6 +51,7 @@ from launcher.supervisor import wait_for_port
 from tests.conftest import SHARED, Api, TenantWorld
 from tests.sdk_candidate import FRAME_BYTES, read_wav, sdk_client, silence
 from tests.tcp_proxy import TcpProxy
+from tests.test_live_resilience import status, transcript
 
 REPO = Path(__file__).resolve().parents[1]
 INT, CAND = resources_pb2.SPEAKER_INTERVIEWER, resources_pb2.SPEAKER_CANDIDATE
@@ -203,22 +204,10 @@ def reconcile(told: list[tuple[int, str]], items: list[resources_pb2.TranscriptI
     return Tally(lost=len(told) - matched, duplicated=duplicated, invented=len(extra) - duplicated)
 
 
-async def stored_items(world: TenantWorld, session_id: str) -> list[resources_pb2.TranscriptItem]:
-    got = await world.api.sessions.GetTranscript(
-        session_service_pb2.GetTranscriptRequest(session_id=session_id), metadata=world.api.md)
-    return list(got.items)
-
-
-async def session_status(world: TenantWorld, session_id: str) -> int:
-    got = await world.api.sessions.GetSession(
-        session_service_pb2.GetSessionRequest(session_id=session_id), metadata=world.api.md)
-    return int(got.status)
-
-
 async def check_transcript(world: TenantWorld, candidate: Candidate, *, whole: bool = True) -> Tally:
     """The stored transcript is exactly what the candidate was told; a whole interview is
     Q1, A1, Q2, A2, closing, each question once; the audio timeline never goes back."""
-    items = await stored_items(world, candidate.session_id)
+    items = await transcript(world, candidate.session_id)
     told = candidate.told()
     tally = reconcile(told, items)
     assert [(i.speaker, i.text) for i in items] == told, f"stored {items} but told {told}"
@@ -420,7 +409,7 @@ async def edge_dies(world: TenantWorld, template: str, env: CrashEnv, edges: lis
             "response.output_audio_transcript.delta"]
     assert said[0] == QUESTIONS[1], "the question cut off is asked again, first"
     tally = await check_transcript(world, candidate)
-    assert await session_status(world, session_id) == resources_pb2.SESSION_STATUS_COMPLETED
+    assert await status(world, session_id) == resources_pb2.SESSION_STATUS_COMPLETED
     return Outcome("edge killed", flowing - fault, tally, {"edge_ready_s": edge_ready})
 
 
@@ -475,7 +464,7 @@ async def actor_dies(world: TenantWorld, template: str, base: str, settings: Set
         assert x.ended == "completed", (name, x.ended)
         assert x.reconnects, f"{name}'s SDK reconnected by itself"
         tally = await check_transcript(world, x)
-        assert await session_status(world, x.session_id) == resources_pb2.SESSION_STATUS_COMPLETED
+        assert await status(world, x.session_id) == resources_pb2.SESSION_STATUS_COMPLETED
         reconnected = x.first_after(fault, is_created)
         assert reconnected is not None
         flowing = x.first_after(fault, is_delta) if name == "A" else reconnected
@@ -522,7 +511,7 @@ async def control_restarts(world: TenantWorld, template: str, env: ControlEnv, d
     flowing = candidate.first_after(down_at, is_delta)
     assert flowing is not None
     tally = await check_transcript(world, candidate)
-    assert await session_status(world, session_id) == resources_pb2.SESSION_STATUS_COMPLETED
+    assert await status(world, session_id) == resources_pb2.SESSION_STATUS_COMPLETED
     return Outcome("control restarted", flowing - down_at, tally,
                    {"down_s": up_at - down_at, "after_up_s": flowing - up_at})
 
@@ -614,7 +603,7 @@ async def test_the_network_drops_for_longer_than_the_grace_period(
     # The SDK's own reconnection, after the grace period: told it is over, and why; it stops.
     assert candidate.ended == "abandoned"
     assert_clean(outcome)
-    assert await session_status(world, candidate.session_id) == resources_pb2.SESSION_STATUS_ABANDONED
+    assert await status(world, candidate.session_id) == resources_pb2.SESSION_STATUS_ABANDONED
     assert [s for s, _ in candidate.told()] == [INT, CAND], "question 2 was cut off: it was not told"
     # A later return, while the invitation is still valid: the same account redeems it again and gets the
     # same session back, which says it was abandoned, however the candidate comes in.
@@ -655,8 +644,8 @@ async def test_an_actor_that_died_after_its_goodbye_records_the_end(world: Tenan
     back = Candidate(base, access, session_id)
     await back.run(timeout_s=20)
     assert [e["type"] for _, e in back.events] == ["interview.ended"] and back.ended == "completed"
-    assert await session_status(world, session_id) == resources_pb2.SESSION_STATUS_COMPLETED
-    assert [(i.speaker, i.text) for i in await stored_items(world, session_id)] == said
+    assert await status(world, session_id) == resources_pb2.SESSION_STATUS_COMPLETED
+    assert [(i.speaker, i.text) for i in await transcript(world, session_id)] == said
 
 
 # -- the figures: every fault repeated (slow) -----------------------------------------------------

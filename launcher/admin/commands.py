@@ -137,6 +137,16 @@ def run_command(handler: Handler, args: argparse.Namespace, *, tenant_scoped: bo
     return error.exit_code
 
 
+def _listing(c: Ctx, items: list[Any], row: Callable[[Any], tuple[str, ...]], headers: tuple[str, ...],
+             empty: str) -> int:
+    """A list command's answer: the resources in JSON, or a table of `row(item)`."""
+    if c.json:
+        c.emit_list(items)
+    else:
+        render.table([row(x) for x in items], headers, c.out, empty=empty)
+    return 0
+
+
 def _pages(fetch: Callable[[str, int], tuple[list[Any], str]], limit: int) -> list[Any]:
     """Up to `limit` items (0: all) over as many pages as it takes."""
     out: list[Any] = []
@@ -171,13 +181,8 @@ def tenants_list(c: Ctx) -> int:
                                     metadata=c.md, timeout=CALL_TIMEOUT_S)
         return list(r.tenants), r.next_page_token
 
-    tenants = _pages(fetch, c.args.limit)
-    if c.json:
-        c.emit_list(tenants)
-    else:
-        render.table([(t.id, t.display_name, render.when(t.create_time)) for t in tenants],
-                     ("ID", "NAME", "CREATED"), c.out, empty="no tenants yet: interview tenants create NAME")
-    return 0
+    return _listing(c, _pages(fetch, c.args.limit), lambda t: (t.id, t.display_name, render.when(t.create_time)),
+                    ("ID", "NAME", "CREATED"), "no tenants yet: interview tenants create NAME")
 
 
 def tenants_show(c: Ctx) -> int:
@@ -268,14 +273,11 @@ def templates_list(c: Ctx) -> int:
             tenant_id=c.tenant, page_size=size, page_token=token), metadata=c.md, timeout=CALL_TIMEOUT_S)
         return list(r.templates), r.next_page_token
 
-    templates = _pages(fetch, c.args.limit)
-    if c.json:
-        c.emit_list(templates)
-    else:
-        render.table([(t.id, t.role, str(len(t.questions)), render.duration(t.time_limit_seconds), str(t.version))
-                      for t in templates], ("ID", "ROLE", "QUESTIONS", "TIME LIMIT", "VERSION"), c.out,
-                     empty="no templates yet: interview templates create FILE")
-    return 0
+    return _listing(c, _pages(fetch, c.args.limit),
+                    lambda t: (t.id, t.role, str(len(t.questions)), render.duration(t.time_limit_seconds),
+                               str(t.version)),
+                    ("ID", "ROLE", "QUESTIONS", "TIME LIMIT", "VERSION"),
+                    "no templates yet: interview templates create FILE")
 
 
 # -- candidates -----------------------------------------------------------------------------------
@@ -300,14 +302,10 @@ def candidates_list(c: Ctx) -> int:
             tenant_id=c.tenant, page_size=size, page_token=token), metadata=c.md, timeout=CALL_TIMEOUT_S)
         return list(r.candidates), r.next_page_token
 
-    candidates = _pages(fetch, c.args.limit)
-    if c.json:
-        c.emit_list(candidates)
-    else:
-        render.table([(x.id, x.email, x.full_name, x.external_id, render.candidate_status(x.status))
-                      for x in candidates], ("ID", "EMAIL", "NAME", "EXTERNAL ID", "STATUS"), c.out,
-                     empty="no candidates yet: interview candidates add --email EMAIL")
-    return 0
+    return _listing(c, _pages(fetch, c.args.limit),
+                    lambda x: (x.id, x.email, x.full_name, x.external_id, render.candidate_status(x.status)),
+                    ("ID", "EMAIL", "NAME", "EXTERNAL ID", "STATUS"),
+                    "no candidates yet: interview candidates add --email EMAIL")
 
 
 def candidates_show(c: Ctx) -> int:
@@ -379,14 +377,10 @@ def sessions_list(c: Ctx) -> int:
         r = c.sessions().ListSessions(request, metadata=c.md, timeout=CALL_TIMEOUT_S)
         return list(r.sessions), r.next_page_token
 
-    sessions = _pages(fetch, c.args.limit)
-    if c.json:
-        c.emit_list(sessions)
-    else:
-        render.table([(s.id, render.session_status(s.status), s.candidate_id, s.template.role,
-                       render.when(s.create_time)) for s in sessions],
-                     ("ID", "STATUS", "CANDIDATE", "ROLE", "CREATED"), c.out, empty="no sessions")
-    return 0
+    return _listing(c, _pages(fetch, c.args.limit),
+                    lambda s: (s.id, render.session_status(s.status), s.candidate_id, s.template.role,
+                               render.when(s.create_time)),
+                    ("ID", "STATUS", "CANDIDATE", "ROLE", "CREATED"), "no sessions")
 
 
 def sessions_show(c: Ctx) -> int:
