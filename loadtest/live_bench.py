@@ -65,13 +65,15 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
+from loadtest.shared_files import shared_dir
+
 FRAME_S = 0.020
 FRAME_BYTES = 960  # 20 ms of PCM16 mono at 24 kHz
 PING_EVERY_FRAMES = 25  # one interview.ping per 0.5 s
 MAX_BEHIND_S = 0.2  # a late sender catches up with at most this much audio; older frames are skipped
 SILENCE_MSG = json.dumps({"type": "input_audio_buffer.append",
                           "audio": base64.b64encode(bytes(FRAME_BYTES)).decode()}, separators=(",", ":"))
-DEFAULT_AUDIO_DIR = Path(__file__).resolve().parents[2] / "shared" / "audio"
+DEFAULT_AUDIO_DIR = shared_dir() / "audio"
 
 # The targets this bench checks.
 TARGET_INTERVIEWS = 100

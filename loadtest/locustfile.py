@@ -88,7 +88,6 @@ PING_EVERY_FRAMES = 25
 MAX_BEHIND_S = 0.2
 SILENCE_MSG = json.dumps({"type": "input_audio_buffer.append",
                           "audio": base64.b64encode(bytes(FRAME_BYTES)).decode()}, separators=(",", ":"))
-REPO = Path(__file__).resolve().parents[1]
 QUESTIONS = [
     "Tell me about yourself and what you are working on now.",
     "Describe a hard bug you tracked down, and how you found it.",
@@ -109,7 +108,9 @@ class _Setup:
     def clips(self) -> list[tuple[list[str], int]]:
         """Each answer as append events, with the index of its last voiced frame."""
         if self._clips is None:
-            audio_dir = Path(os.environ.get("LOCUST_AUDIO_DIR", REPO.parent / "shared" / "audio"))
+            from loadtest.shared_files import shared_dir
+
+            audio_dir = Path(os.environ.get("LOCUST_AUDIO_DIR") or shared_dir() / "audio")
             clips = []
             for path in sorted(audio_dir.glob("*.wav")):
                 if "silence" in path.name:

@@ -34,10 +34,9 @@ from interview.v1 import (
 from interview_core.config import Settings
 from launcher.embedded_postgres import EmbeddedPostgres, free_port
 from launcher.local_credentials import derive_service_url
+from loadtest.shared_files import shared_dir
 
-SHARED = Path(__file__).resolve().parents[2] / "shared"
-if not SHARED.exists():  # a clone checked out elsewhere: CI puts shared/ beside the repo
-    SHARED = Path(__file__).resolve().parents[1].parent / "shared"
+SHARED = shared_dir()
 
 
 @dataclass(frozen=True)

@@ -27,7 +27,9 @@ from jsonschema import Draft202012Validator
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 
-SPEC_PATH = Path(__file__).resolve().parents[2] / "shared" / "specs" / "sendgrid-mail-v3.yaml"
+from loadtest.shared_files import shared_dir
+
+SPEC_PATH = shared_dir() / "specs" / "sendgrid-mail-v3.yaml"
 SPEC_URI = "urn:sendgrid:mail-v3"
 SEND_PATH = "/v3/mail/send"
 

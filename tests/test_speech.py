@@ -7,7 +7,6 @@ import hashlib
 import random
 import wave
 from collections.abc import Iterator
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -25,10 +24,9 @@ from actors.speech import (
     espeak_voice_for,
     resample_pcm16,
 )
+from tests.conftest import SHARED
 
-AUDIO = Path(__file__).resolve().parents[2] / "shared" / "audio"
-if not AUDIO.exists():  # a clone checked out elsewhere: CI puts shared/ beside the repo
-    AUDIO = Path(__file__).resolve().parents[1].parent / "shared" / "audio"
+AUDIO = SHARED / "audio"
 
 QUESTION = "Tell me about a project you are proud of, and what your role in it was."
 TOLERANCE_MS = 300  # VAD boundaries vs an energy-based reference
